@@ -1,11 +1,14 @@
 """physnode: physics-respecting neural ODEs, structure-preserving and stiff integrators, and
 equation discovery."""
 
-from . import data, integrators, models, systems, training
+from . import analysis, data, discovery, integrators, models, systems, training
 from ._solve import Solution, solve
 from ._validation import IntegrationError, TrainingError
+from .analysis import compare_energy
+from .discovery import discover
 from .training import fit
 
-__all__ = ["systems", "integrators", "models", "data", "training", "solve", "Solution", "fit",
-           "IntegrationError", "TrainingError"]
+__all__ = ["systems", "integrators", "models", "data", "training", "discovery", "analysis",
+           "solve", "Solution", "fit", "discover", "compare_energy", "IntegrationError",
+           "TrainingError"]
 __version__ = "0.1.0"

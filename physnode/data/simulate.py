@@ -78,7 +78,7 @@ def simulate(system, n_trajectories: int = 25, t_span=(0.0, 3.0), n_points: int 
         else:
             t = np.linspace(t0, t1, n_points)
         times.append(t)
-        clean.append(_integrate(system, start.numpy(), t, i))
+        clean.append(reference_solution(system, start.numpy(), t, i))
 
     spread = np.concatenate(clean).std(axis=0)
     trajectories = []
@@ -101,16 +101,22 @@ def _check_span(t_span):
     return t0, t1
 
 
-def _integrate(system, y0: np.ndarray, t: np.ndarray, index: int) -> np.ndarray:
+def reference_solution(system, y0: np.ndarray, t: np.ndarray, index: int = 0) -> np.ndarray:
+    """The solution of ``system`` from ``y0`` (``(dim,)``, or ``(batch, dim)`` solved as one
+    stacked system) at times ``t``: ``(n, *y0.shape)``, by scipy DOP853 (Radau for stiff
+    systems) at the reference tolerances; ``index`` names the trajectory in errors."""
+    shape = y0.shape
+
     def rhs(time, y):
         with torch.no_grad():
-            return system(torch.tensor(time, dtype=torch.float64), torch.from_numpy(y)).numpy()
+            return system(torch.tensor(time, dtype=torch.float64),
+                          torch.from_numpy(y).reshape(shape)).numpy().reshape(-1)
 
     method = "Radau" if getattr(system, "stiff", False) else "DOP853"
-    sol = solve_ivp(rhs, (t[0], t[-1]), y0, method=method, t_eval=t,
+    sol = solve_ivp(rhs, (t[0], t[-1]), y0.reshape(-1), method=method, t_eval=t,
                     rtol=REFERENCE_RTOL, atol=REFERENCE_ATOL)
     if not sol.success:
         raise IntegrationError(f"reference integration of trajectory {index} failed at "
                                f"t={sol.t[-1] if sol.t.size else t[0]}: {sol.message}",
                                samples=[index])
-    return sol.y.T.copy()
+    return sol.y.T.reshape(len(t), *shape).copy()

@@ -31,11 +31,19 @@ def _failure(message, stats, samples, t):
 
 def step_schedule(t_out: torch.Tensor, dt: float | None):
     """Per output interval ``k``: the step size and the start times of its steps. Each
-    interval is split into ``ceil(Δt/dt)`` equal steps, or one step when ``dt`` is None."""
+    interval is split into ``ceil(Δt/dt)`` equal steps, or one step when ``dt`` is None.
+
+    A grid whose spacing is ``dt`` up to the rounding of its own dtype (``arange(0, T, dt)``
+    in float32) gets one step per interval, not a second sliver step."""
     bounds = t_out.tolist()
+    eps = torch.finfo(t_out.dtype).eps
     for k in range(len(bounds) - 1):
         span = bounds[k + 1] - bounds[k]
-        n_steps = 1 if dt is None else max(1, math.ceil(abs(span) / dt - 1e-9))
+        if dt is None:
+            n_steps = 1
+        else:
+            slack = 1e-9 + 4 * eps * max(abs(bounds[k]), abs(bounds[k + 1]), dt) / dt
+            n_steps = max(1, math.ceil(abs(span) / dt - slack))
         h = span / n_steps
         yield k, h, (t_out[k] + h * torch.arange(n_steps, dtype=t_out.dtype,
                                                  device=t_out.device)).unbind()

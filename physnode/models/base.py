@@ -28,6 +28,44 @@ def mlp(n_in: int, n_out: int, hidden: int, layers: int, activation: str) -> nn.
     return nn.Sequential(*modules)
 
 
+# Activation and its slope d(activation)/dz (from z and the activation a), as plain functions
+# for input gradients without module-call overhead.
+_CLOSED_FORMS = {
+    nn.Tanh: (torch.tanh, lambda z, a: 1 - a * a),
+    nn.Softplus: (softplus, lambda z, a: torch.sigmoid(z)),
+    nn.SiLU: (nn.functional.silu,
+              lambda z, a: torch.sigmoid(z) * (1 + z * (1 - torch.sigmoid(z)))),
+}
+
+
+def mlp_input_gradient(net: nn.Sequential, x: torch.Tensor) -> torch.Tensor | None:
+    """``∇ₓ net(x)`` of a scalar-output :func:`mlp`, shape of ``x``, by the chain rule written
+    out (one forward, one backward of matrix products). It is itself differentiable, so
+    training through it needs only first-order autograd, and it avoids the autograd engine
+    in rollouts. Returns None for an activation without a closed form (then use autograd);
+    softplus is taken with its default ``beta=1``."""
+    modules = list(net)
+    linears, activations = modules[0::2], modules[1::2]
+    if any(type(a) not in _CLOSED_FORMS for a in activations) or linears[-1].out_features != 1:
+        return None
+    slopes, h = [], x
+    for linear, activation in zip(linears[:-1], activations):
+        function, slope = _CLOSED_FORMS[type(activation)]
+        z = nn.functional.linear(h, linear.weight, linear.bias)
+        h = function(z)
+        slopes.append(slope(z, h))
+    g = linears[-1].weight[0]
+    for linear, slope in zip(reversed(linears[:-1]), reversed(slopes)):
+        g = (g * slope) @ linear.weight
+    return g
+
+
+def parameter_dtype(model, default: torch.dtype = torch.float64) -> torch.dtype:
+    """The dtype of a model's parameters; ``default`` for a parameter-free system."""
+    parameter = next(iter(model.parameters()), None) if hasattr(model, "parameters") else None
+    return parameter.dtype if parameter is not None else default
+
+
 def check_architecture(hidden, layers):
     check_int("hidden", hidden, minimum=1)
     check_int("layers", layers, minimum=1)
@@ -59,6 +97,36 @@ class PhysicsModel(nn.Module):
     """
 
     default_integrator: str = "rk4"
+
+    #: How many training states :meth:`record_training_states` keeps with the weights.
+    kept_states: int = 1024
+
+    def _register_state_range(self, width: int) -> None:
+        # Saved with the weights, so discovery can work where the model was trained.
+        self.register_buffer("state_range", torch.full((2, width), float("nan")))
+        self.register_buffer("fitted_states", torch.full((self.kept_states, width),
+                                                         float("nan")))
+
+    def record_training_states(self, states: torch.Tensor) -> None:
+        """Remember the box ``[min, max]`` per coordinate of the training states
+        (``(n, width)``) and a fixed random subsample of them (``fitted_states``), which
+        :func:`physnode.discovery.regenerate` and the energy regressions use by default."""
+        self.state_range.copy_(torch.stack([states.amin(0), states.amax(0)]))
+        pick = torch.randint(len(states), (self.kept_states,),
+                             generator=torch.Generator().manual_seed(0))
+        self.fitted_states.copy_(states[pick])
+
+    def training_states(self) -> torch.Tensor | None:
+        """The kept subsample of training states, or None before :func:`physnode.fit`."""
+        return None if torch.isnan(self.fitted_states).any() else self.fitted_states.clone()
+
+    @property
+    def fitted_box(self) -> dict | None:
+        """``{state name: (low, high)}`` of the data the model was fitted on, or None."""
+        if torch.isnan(self.state_range).any():
+            return None
+        low, high = self.state_range.tolist()
+        return {n: (a, b) for n, a, b in zip(self.state_names, low, high)}
 
     @property
     def damping(self) -> torch.Tensor:

@@ -15,7 +15,7 @@ from torch import nn
 
 from .._validation import check_int, check_state
 from ..systems.hamiltonian import canonical_names, gradient, symplectic_gradient
-from .base import PhysicsModel, ViscousDamping, check_architecture, mlp
+from .base import PhysicsModel, ViscousDamping, check_architecture, mlp, mlp_input_gradient
 
 
 class SeparableEnergy(nn.Module):
@@ -30,6 +30,12 @@ class SeparableEnergy(nn.Module):
     def forward(self, y):
         return (self.kinetic(y[..., self.dof:]) + self.potential(y[..., :self.dof]))[..., 0]
 
+    def gradient(self, y):
+        """``∇H = concat(∇V(q), ∇T(p))`` in closed form, or None (use autograd)."""
+        dv = mlp_input_gradient(self.potential, y[..., :self.dof])
+        dt = mlp_input_gradient(self.kinetic, y[..., self.dof:])
+        return None if dv is None or dt is None else torch.cat([dv, dt], -1)
+
 
 class ScalarNet(nn.Module):
     """An MLP from states to one scalar per state, shape ``(*batch,)``."""
@@ -40,6 +46,10 @@ class ScalarNet(nn.Module):
 
     def forward(self, y):
         return self.net(y)[..., 0]
+
+    def gradient(self, y):
+        """``∇`` of the scalar in closed form, or None (use autograd)."""
+        return mlp_input_gradient(self.net, y)
 
 
 class HNN(PhysicsModel):
@@ -82,6 +92,7 @@ class HNN(PhysicsModel):
         self.dof, self.dim = dof, 2 * dof
         self.state_names = canonical_names(dof)
         self.separable, self.dissipative = bool(separable), bool(dissipative)
+        self._register_state_range(2 * dof)
         self.hamiltonian = (SeparableEnergy(dof, hidden, layers, activation) if separable
                             else ScalarNet(2 * dof, hidden, layers, activation))
         self.friction = ViscousDamping(dof) if self.dissipative else None
@@ -96,7 +107,9 @@ class HNN(PhysicsModel):
 
     def forward(self, t, y: torch.Tensor) -> torch.Tensor:
         check_state("y", y, self.dim, "HNN", self.state_names)
-        grad = gradient(self.hamiltonian, y)
+        closed_form = getattr(self.hamiltonian, "gradient", None)
+        grad = closed_form(y) if closed_form is not None else None
+        grad = grad if grad is not None else gradient(self.hamiltonian, y)
         field = symplectic_gradient(grad)
         if self.friction is None:
             return field

@@ -67,6 +67,7 @@ class LNN(PhysicsModel):
         self.dof, self.dim = dof, 2 * dof
         self.state_names = velocity_names(dof)
         self.dissipative = bool(dissipative)
+        self._register_state_range(2 * dof)
         self.lagrangian = LearnedLagrangian(dof, hidden, layers, activation)
         self.friction = ViscousDamping(dof) if self.dissipative else None
 

@@ -55,6 +55,7 @@ class NeuralODE(PhysicsModel):
         self.state_names = tuple(f"y{i + 1}" for i in range(dim)) + tuple(
             f"a{i + 1}" for i in range(augment))
         self.time_dependent = bool(time_dependent)
+        self._register_state_range(dim)
         self.net = mlp(self.dim + self.time_dependent, self.dim, hidden, layers, activation)
 
     def forward(self, t, y: torch.Tensor) -> torch.Tensor:

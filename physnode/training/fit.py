@@ -99,6 +99,8 @@ def fit(model, data: Trajectories, epochs: int = 2000, lr: float = 1e-3,
                              substeps)
     method = _rollout_method(model, rollout_method) if loss == "rollout" else None
     train_idx, val_idx = _split(len(data), val_fraction, seed)
+    if hasattr(model, "record_training_states"):
+        model.record_training_states(torch.cat([tr.y for tr in data]).to(model.state_range))
     model.to(device=device, dtype=dtype)
     make = _derivative_batches if loss == "derivative" else _window_batches
     train = make(data, train_idx, window, device, dtype, expected)

@@ -24,10 +24,11 @@ class IntervalField(torch.nn.Module):
 
     def __init__(self, model, dt: torch.Tensor):
         super().__init__()
-        self.model, self.dt = model, dt                 # dt: (B, 1) for the current interval
+        self.model, self.dt = model, dt                 # dt: (B,) for the current interval
 
     def forward(self, s, y):
-        return self.dt * self.model(s, y)
+        # Implicit methods evaluate all stages at once: y is (B, stages, dim) then.
+        return self.dt.reshape(-1, *([1] * (y.ndim - 1))) * self.model(s, y)
 
 
 def rollout_loss(model, t: torch.Tensor, y: torch.Tensor, method: str, substeps: int = 2):
@@ -41,7 +42,7 @@ def rollout_loss(model, t: torch.Tensor, y: torch.Tensor, method: str, substeps:
     predictions = []
     unit = torch.tensor([0.0, 1.0], dtype=y.dtype, device=y.device)
     for j in range(t.shape[1] - 1):
-        field = IntervalField(model, (t[:, j + 1] - t[:, j]).unsqueeze(-1))
+        field = IntervalField(model, t[:, j + 1] - t[:, j])
         state = solve(field, state, unit, method=method, dt=1.0 / substeps, rtol=1e-6,
                       atol=1e-8).ys[-1]
         predictions.append(state)

@@ -1,0 +1,101 @@
+"""PNG figures: energy error over time, phase portraits, fitted against observed. Every
+figure is written atomically and its path returned."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from .._atomic import atomic_path
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")                       # files only; never needs a display
+    import matplotlib.pyplot as plt
+    return plt
+
+
+def _save(fig, path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=120, bbox_inches="tight")
+    _pyplot().close(fig)
+    return path
+
+
+def plot_energy_errors(report, path) -> Path:
+    """Relative energy error (mean over initial states) against time, log scale."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7, 4))
+    t = report.t[1:].numpy()
+    for row in report.table:
+        error = report.energy_errors.get(row["model"])
+        if error is not None:
+            values = error[1:].mean(-1).clamp_min(1e-17).numpy()
+            ax.plot(t, values, label=f"{row['model']} ({row['integrator']})", lw=1.2)
+    ax.set_yscale("log")
+    ax.set_xlabel("t")
+    known = any(r["max_rel_energy_error"] is not None for r in report.table)
+    ax.set_ylabel("|E(t) − E(0)| / |E(0)|" + ("" if known else " (learned energy)"))
+    ax.set_title("Energy error along long rollouts")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend()
+    return _save(fig, path)
+
+
+def plot_phase_portraits(report, path) -> Path:
+    """``(q, p)`` of the first degree of freedom, first initial state: each model against the
+    truth (dashed) when known. Written to ``<stem>_phase.png`` beside ``path``."""
+    plt = _pyplot()
+    names = report.state_names or ("y1", "y2")
+    half = max(len(names) // 2, 1)
+    models = list(report.rollouts)
+    fig, axes = plt.subplots(1, len(models), figsize=(4 * len(models), 4), squeeze=False)
+    for ax, name in zip(axes[0], models):
+        ys = report.rollouts[name][:, 0]
+        if report.truth is not None:
+            truth = report.truth[:, 0]
+            ax.plot(truth[:, 0], truth[:, half], "k--", lw=1, label="truth")
+        ax.plot(ys[:, 0], ys[:, half], lw=0.8, label=name)
+        ax.set_xlabel(names[0])
+        ax.set_ylabel(names[half] if len(names) > half else names[-1])
+        ax.set_title(name)
+        ax.legend(loc="upper right")
+    path = Path(path)
+    return _save(fig, path.with_name(f"{path.stem}_phase.png"))
+
+
+def plot_fit(models: dict, data, path, trajectory: int = 0, method_dt: float | None = None,
+             ) -> Path:
+    """Observed samples of one trajectory (dots) and every model's rollout from its first
+    observed state (lines), one panel per state coordinate."""
+    from .._solve import solve
+    from ..models.base import parameter_dtype
+
+    plt = _pyplot()
+    tr = data[trajectory]
+    fig, axes = plt.subplots(data.dim, 1, figsize=(7, 2.2 * data.dim), sharex=True,
+                             squeeze=False)
+    t = torch.linspace(float(tr.t[0]), float(tr.t[-1]), 400, dtype=torch.float64)
+    for name, model in models.items():
+        dtype = parameter_dtype(model)
+        y0 = tr.y[0].to(dtype)
+        augment = getattr(model, "augment_state", None)
+        y0 = augment(y0) if augment is not None else y0
+        method = getattr(model, "default_integrator", "rk4")
+        with torch.no_grad():
+            ys = solve(model, y0, t.to(dtype), method=method,
+                       dt=method_dt or (t[1] - t[0]).item()).ys
+        for i, ax in enumerate(axes[:, 0]):
+            ax.plot(t.numpy(), ys[:, i].double().numpy(), lw=1.2, label=name)
+    for i, ax in enumerate(axes[:, 0]):
+        ax.plot(tr.t.numpy(), tr.y[:, i].numpy(), ".", color="k", ms=3, label="observed")
+        ax.set_ylabel(data.state_names[i])
+    axes[0, 0].legend(loc="upper right")
+    axes[-1, 0].set_xlabel("t")
+    fig.suptitle("Fitted against observed")
+    return _save(fig, path)

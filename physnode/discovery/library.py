@@ -1,0 +1,119 @@
+"""Candidate-term libraries for sparse regression, built from SymPy expressions.
+
+A :class:`Library` is a tuple of SymPy terms in the state symbols. The terms *are* the
+columns of the regression matrix, so a discovered equation is assembled from the terms and
+their coefficients — no strings from a back-end are parsed.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import sympy
+
+from .._validation import check_int
+
+LIBRARY_PARTS = ("poly", "trig")
+
+
+@dataclass(frozen=True)
+class Library:
+    """An ordered set of candidate terms ``θ_k(y)``.
+
+    Compose with ``+`` (union, first occurrence kept) and ``*`` (all pairwise products, plus
+    both factors' terms), e.g. ``Library.polynomial(s, 2) * Library.trig(s[:1])``.
+
+    Attributes
+    ----------
+    symbols : tuple of sympy.Symbol
+        The state symbols, in state order.
+    terms : tuple of sympy.Expr
+        The candidate terms; the constant term is ``sympy.Integer(1)``.
+
+    Examples
+    --------
+    >>> import sympy
+    >>> q, p = sympy.symbols("q p", real=True)
+    >>> lib = Library.polynomial((q, p), degree=2) + Library.trig((q,))
+    >>> lib.terms
+    (1, q, p, q**2, p*q, p**2, sin(q), cos(q))
+    """
+
+    symbols: tuple
+    terms: tuple
+
+    def __post_init__(self):
+        unique = tuple(dict.fromkeys(self.terms))
+        object.__setattr__(self, "terms", unique)
+        if not unique:
+            raise ValueError("the library is empty: it needs at least one term")
+
+    @classmethod
+    def polynomial(cls, symbols: Sequence[sympy.Symbol], degree: int = 3,
+                   constant: bool = True) -> Library:
+        """All monomials of total degree ``1..degree`` (and ``1`` when ``constant``)."""
+        check_int("degree", degree, minimum=0)
+        terms = [sympy.Integer(1)] if constant else []
+        for d in range(1, degree + 1):
+            for combo in itertools.combinations_with_replacement(symbols, d):
+                terms.append(sympy.Mul(*combo))
+        return cls(tuple(symbols), tuple(terms))
+
+    @classmethod
+    def trig(cls, symbols: Sequence[sympy.Symbol], harmonics: int = 1) -> Library:
+        """``sin(k s)`` and ``cos(k s)`` for each symbol ``s`` and ``k = 1..harmonics``."""
+        check_int("harmonics", harmonics, minimum=1)
+        terms = [f(k * s) for s in symbols for k in range(1, harmonics + 1)
+                 for f in (sympy.sin, sympy.cos)]
+        return cls(tuple(symbols), tuple(terms))
+
+    @classmethod
+    def from_spec(cls, spec: str, symbols: Sequence[sympy.Symbol], degree: int = 3,
+                  harmonics: int = 1) -> Library:
+        """Build from a string: parts ``poly`` and ``trig`` joined by ``+`` (union) or ``*``
+        (union plus products), e.g. ``"poly+trig"`` or ``"poly*trig"``."""
+        if not isinstance(spec, str):
+            raise TypeError(f"`library` must be a string like 'poly+trig' or a Library; "
+                            f"got {type(spec).__name__}")
+        parts = {"poly": lambda: cls.polynomial(symbols, degree),
+                 "trig": lambda: cls.trig(symbols, harmonics)}
+        result = None
+        for factor_spec in spec.replace(" ", "").split("+"):
+            names = factor_spec.split("*")
+            unknown = [n for n in names if n not in parts]
+            if unknown or not factor_spec:
+                raise ValueError(f"`library` parts must be {' or '.join(LIBRARY_PARTS)} joined "
+                                 f"by '+' or '*'; got {spec!r}")
+            factor = parts[names[0]]()
+            for name in names[1:]:
+                factor = factor * parts[name]()
+            result = factor if result is None else result + factor
+        return result
+
+    def __add__(self, other: Library) -> Library:
+        return Library(_merge_symbols(self.symbols, other.symbols), self.terms + other.terms)
+
+    def __mul__(self, other: Library) -> Library:
+        products = tuple(a * b for a in self.terms for b in other.terms)
+        return Library(_merge_symbols(self.symbols, other.symbols),
+                       self.terms + other.terms + products)
+
+    def __len__(self) -> int:
+        return len(self.terms)
+
+    def matrix(self, y: np.ndarray) -> np.ndarray:
+        """Evaluate every term on states ``y`` of shape ``(n, dim)``; returns ``(n, len)``."""
+        y = np.asarray(y, dtype=float)
+        columns = [np.broadcast_to(np.asarray(f(*y.T), dtype=float), y.shape[:1])
+                   for f in self._functions()]
+        return np.stack(columns, axis=1)
+
+    def _functions(self):
+        return [sympy.lambdify(self.symbols, term, modules="numpy") for term in self.terms]
+
+
+def _merge_symbols(a, b):
+    return tuple(dict.fromkeys(tuple(a) + tuple(b)))

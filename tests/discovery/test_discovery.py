@@ -1,0 +1,210 @@
+"""Discovery: recovery of known equations, the SymPy exports, regeneration and bad input."""
+
+import json
+import math
+
+import numpy as np
+import pytest
+import sympy
+import torch
+
+import physnode as pn
+from physnode.discovery import Equations, Library
+
+q, p = sympy.symbols("q p", real=True)
+
+
+def clean(system, **kwargs):
+    settings = dict(n_trajectories=6, t_span=(0.0, 6.0), n_points=150, derivatives=True, seed=0)
+    return pn.data.simulate(system, **{**settings, **kwargs})
+
+
+@pytest.mark.parametrize("system", [pn.systems.Pendulum(), pn.systems.MassSpring(k=2.0),
+                                    pn.systems.MassSpring(damping=0.3),
+                                    pn.systems.Pendulum(g=3.0, length=2.0, mass=0.5)])
+def test_exact_recovery_from_clean_simulated_data(system):
+    found = pn.discover(clean(system))
+    report = found.compare(system)
+    assert report["exact_support"], report
+    assert report["max_relative_coefficient_error"] < 0.005
+
+
+def test_recovery_from_an_hnn_trained_on_noisy_irregular_data():
+    pendulum = pn.systems.Pendulum()
+    data = pn.data.simulate(pendulum, n_trajectories=5, t_span=(0, 10), n_points=200,
+                            noise=0.01, irregular=True, seed=0)
+    torch.manual_seed(0)
+    hnn = pn.models.HNN(dof=1, hidden=64)
+    pn.fit(hnn, data, epochs=3000, lr=3e-3, schedule="cosine", progress=False)
+    report = pn.discover(hnn, data=data).compare(pendulum)
+    assert report["exact_support"], report
+    assert report["max_relative_coefficient_error"] < 0.01      # measured 0.23%
+    energy = pn.discovery.hamiltonian(hnn, data=data)
+    coefficients = Equations({p: energy}).coefficients[p]
+    assert set(map(str, coefficients)) == {"p**2", "cos(q)"}
+    assert math.isclose(coefficients[p ** 2], 0.5, rel_tol=0.02)          # measured 0.5048
+    assert math.isclose(coefficients[sympy.cos(q)], -9.81, rel_tol=0.01)  # measured -9.831
+
+
+def test_hamiltonian_of_a_known_energy_and_of_the_kept_training_states():
+    class PendulumEnergy(torch.nn.Module):
+        def forward(self, y):
+            return y[..., 1] ** 2 / 2 - 9.81 * torch.cos(y[..., 0]) + 3.0
+
+    hnn = pn.models.HNN(dof=1, hidden=8).double()
+    hnn.hamiltonian = PendulumEnergy()
+    hnn.record_training_states(torch.randn(500, 2, dtype=torch.float64))
+    energy = pn.discovery.hamiltonian(hnn)             # the additive constant is dropped
+    coefficients = {str(k): v for k, v in Equations({p: energy}).coefficients[p].items()}
+    assert coefficients.keys() == {"p**2", "cos(q)"}
+    assert math.isclose(coefficients["p**2"], 0.5, rel_tol=1e-9)
+    assert math.isclose(coefficients["cos(q)"], -9.81, rel_tol=1e-9)
+
+
+def test_lagrangian_of_a_known_lagrangian():
+    lnn = pn.models.LNN(dof=1, hidden=8).double()
+
+    class SpringLagrangian(torch.nn.Module):
+        def forward(self, y):
+            return 0.5 * y[..., 1] ** 2 - 0.5 * 2.0 * y[..., 0] ** 2
+
+    lnn.lagrangian = SpringLagrangian()
+    qdot = sympy.Symbol("qdot", real=True)
+    found = pn.discovery.lagrangian(lnn, box={"q": (-1, 1), "qdot": (-1, 1)})
+    coefficients = {str(k): v for k, v in Equations({q: found}).coefficients[q].items()}
+    assert coefficients.keys() == {"qdot**2", "q**2"}
+    assert math.isclose(coefficients["qdot**2"], 0.5) and math.isclose(coefficients["q**2"], -1)
+    assert qdot in found.free_symbols
+
+
+def test_second_order_data_gives_accelerations_and_exact_kinematics():
+    spring = pn.systems.MassSpring(k=2.0, damping=0.2)        # unit mass: p = q̇
+    data = clean(spring)
+    data = pn.data.Trajectories(data._items, ("q", "qdot"))
+    found = pn.discover(data, second_order=True)
+    qdot = sympy.Symbol("qdot", real=True)
+    assert found.equations[q] == qdot
+    accel = {str(k): v for k, v in found.coefficients[qdot].items()}
+    assert accel.keys() == {"q", "qdot"}
+    assert math.isclose(accel["q"], -2.0, rel_tol=1e-6)
+    assert math.isclose(accel["qdot"], -0.2, rel_tol=1e-6)
+    assert found.to_latex().startswith(r"\ddot{q} &= ")
+
+
+def test_ensembling_reports_inclusion_frequencies():
+    found = pn.discover(clean(pn.systems.Pendulum()), ensemble=10)
+    inclusion = found.inclusion[p]
+    assert inclusion[sympy.sin(q)] == 1.0
+    assert max(v for term, v in inclusion.items() if term != sympy.sin(q)) < 0.5
+
+
+def test_json_round_trip_is_exact_and_code_free():
+    messy = {q: sympy.Float(0.1 + 0.2) * p + sympy.Rational(1, 3),
+             p: -9.80665 * sympy.sin(q) - sympy.exp(-q ** 2) / 7 + sympy.pi * sympy.cos(2 * q)}
+    eqs = Equations(messy, method="sindy")
+    back = Equations.from_json(eqs.to_json())
+    assert back.equations == eqs.equations
+    assert [type(s) for s in back.symbols] == [sympy.Symbol, sympy.Symbol]
+    assert back.method == "sindy"
+    tampered = json.loads(eqs.to_json())
+    tampered["equations"][0] = ["__import__", ["Symbol", "os"]]
+    with pytest.raises(ValueError, match=r"^unknown expression node '__import__'"):
+        Equations.from_json(json.dumps(tampered))
+    with pytest.raises(ValueError, match=r"^not a physnode equations file"):
+        Equations.from_json('{"a": 1}')
+    with pytest.raises(ValueError, match=r"^equations JSON is not valid JSON"):
+        Equations.from_json("{")
+
+
+def test_to_system_matches_sympy_and_integrates_with_gradients():
+    exprs = {q: 0.5 * p + q ** 2, p: -9.81 * sympy.sin(q) - 0.1 * p + 2}
+    system = Equations(exprs).to_system()
+    y = torch.randn(7, 3, 2, dtype=torch.float64)
+    numeric = sympy.lambdify((q, p), list(exprs.values()), "numpy")(*y.numpy().T)
+    expected = torch.stack([torch.as_tensor(v.T) for v in numeric], -1)
+    torch.testing.assert_close(system(0.0, y), expected, rtol=1e-14, atol=1e-14)
+    y0 = torch.tensor([0.3, 0.0], dtype=torch.float64, requires_grad=True)
+    ys = pn.solve(system, y0, torch.linspace(0, 1, 5, dtype=torch.float64), method="rk4",
+                  dt=0.01).ys
+    ys[-1].sum().backward()
+    assert torch.isfinite(y0.grad).all() and y0.grad.abs().sum() > 0
+    constant = Equations({q: sympy.Integer(1), p: q}).to_system()
+    assert constant(0.0, torch.zeros(4, 2)).shape == (4, 2)
+
+
+def test_compare_names_missing_and_spurious_terms():
+    found = Equations({q: p, p: -9.7 * sympy.sin(q) + 0.01 * q ** 3})
+    report = found.compare(pn.systems.Pendulum(damping=0.5))
+    assert not report["exact_support"]
+    assert report["equations"]["p"]["missing"] == ["p"]
+    assert report["equations"]["p"]["spurious"] == ["q**3"]
+    assert math.isclose(report["equations"]["p"]["relative_errors"]["sin(q)"], 0.11 / 9.81)
+
+
+def test_library_composition_and_evaluation():
+    lib = Library.polynomial((q, p), degree=2) * Library.trig((q,), harmonics=2)
+    assert sympy.sin(2 * q) in lib.terms and p * sympy.cos(q) in lib.terms
+    assert len(lib.terms) == len(set(lib.terms))
+    y = np.array([[0.3, -1.2], [1.0, 2.0]])
+    theta = Library((q, p), lib.terms).matrix(y)
+    for k, term in enumerate(lib.terms):
+        assert np.allclose(theta[:, k], [float(term.subs({q: a, p: b})) for a, b in y])
+
+
+def test_regenerate_uses_the_model_field_and_batches_like_single_runs():
+    spring = pn.systems.MassSpring(k=2.0)
+    data = pn.data.simulate(spring, n_trajectories=3, t_span=(0.0, 2.0), n_points=20,
+                            irregular=True, seed=1)
+    regenerated = pn.discovery.regenerate(spring, data, n_points=50)
+    for tr, original in zip(regenerated, data):
+        torch.testing.assert_close(tr.dy, spring(0.0, tr.y))
+        torch.testing.assert_close(tr.y[0], original.y[0])
+        assert math.isclose(tr.t[0].item(), original.t[0].item())
+        assert tr.t[-1].item() <= original.t[-1].item() + 1e-9
+        exact = spring.solution(tr.t - tr.t[0], original.y[0])
+        torch.testing.assert_close(tr.y, exact, rtol=1e-6, atol=1e-6)
+
+
+def test_symbolic_regression_finds_the_pendulum():
+    pytest.importorskip("pyoperon")
+    found = pn.discover(clean(pn.systems.Pendulum()), method="sr", seed=0)
+    assert set(found.pareto) == {q, p}
+    assert found.scores[p] < 1e-3
+    values = found.to_system()(0.0, torch.tensor([[0.7, 0.4]], dtype=torch.float64))
+    expected = torch.tensor([[0.4, -9.81 * math.sin(0.7)]], dtype=torch.float64)
+    torch.testing.assert_close(values, expected, rtol=1e-3, atol=1e-3)
+
+
+def test_symbolic_regression_without_pyoperon_names_the_extra(monkeypatch):
+    monkeypatch.setitem(__import__("sys").modules, "pyoperon", None)
+    monkeypatch.setitem(__import__("sys").modules, "pyoperon.sklearn", None)
+    with pytest.raises(ImportError, match=r"pip install 'physnode\[sr\]'"):
+        pn.discover(clean(pn.systems.Pendulum()), method="sr")
+
+
+SHORT = pn.data.simulate(pn.systems.Pendulum(), n_trajectories=1, n_points=10,
+                         derivatives=True)
+
+
+@pytest.mark.parametrize("call,error,message", [
+    (lambda: pn.discover(SHORT), ValueError,
+     r"^the data is too short: 10 samples for a library of 14 terms; need at least 28$"),
+    (lambda: pn.discover(SHORT, library="poly+cubic"), ValueError,
+     r"^`library` parts must be poly or trig joined by '\+' or '\*'; got 'poly\+cubic'$"),
+    (lambda: Library((q,), ()), ValueError, r"^the library is empty"),
+    (lambda: pn.discover(SHORT, method="lasso"), ValueError,
+     r"^`method` must be one of 'sindy', 'sr'; got 'lasso'$"),
+    (lambda: pn.discovery.hamiltonian(pn.models.NeuralODE(dim=2, hidden=4)), TypeError,
+     r"^`model` has no learned hamiltonian \(expected an HNN\); got NeuralODE$"),
+    (lambda: pn.discovery.hamiltonian(pn.models.HNN(dof=1, hidden=4)), ValueError,
+     r"^`box` is needed: the model has no training states"),
+    (lambda: pn.discover(SHORT, library=Library((sympy.Symbol("x"),), (sympy.Symbol("x"),))),
+     ValueError, r"^`library` uses symbols \['x'\] that are not states \['q', 'p'\]$"),
+    (lambda: pn.discover(pn.data.Trajectories([], ("q", "p"))), ValueError,
+     r"^`source` data is empty"),
+    (lambda: pn.discovery.regenerate(pn.systems.Pendulum(), box={"q": (0, 1)}), ValueError,
+     r"^`box` must give \(low, high\) for every state \('q', 'p'\); missing \['p'\]$"),
+])
+def test_bad_input_is_named(call, error, message):
+    with pytest.raises(error, match=message):
+        call()
