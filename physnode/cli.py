@@ -8,16 +8,23 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from . import data as pndata
 from .systems import REFERENCE_SYSTEMS
 
+MODEL_CHOICES = ("hnn", "lnn", "node")
+
+
+def _system(name: str):
+    if name.lower() not in REFERENCE_SYSTEMS:
+        raise ValueError(f"unknown system {name!r}; choose one of "
+                         f"{', '.join(sorted(REFERENCE_SYSTEMS))}")
+    return REFERENCE_SYSTEMS[name.lower()]()
+
 
 def _simulate(args) -> None:
-    if args.system.lower() not in REFERENCE_SYSTEMS:
-        raise ValueError(f"unknown system {args.system!r}; choose one of "
-                         f"{', '.join(sorted(REFERENCE_SYSTEMS))}")
-    system = REFERENCE_SYSTEMS[args.system.lower()]()
+    system = _system(args.system)
     trajectories = pndata.simulate(system, n_trajectories=args.n_trajectories,
                                    t_span=(args.t0, args.t1), n_points=args.n_points,
                                    noise=args.noise, irregular=args.irregular, seed=args.seed,
@@ -25,6 +32,93 @@ def _simulate(args) -> None:
     path = pndata.save(trajectories, args.out)
     print(f"wrote {len(trajectories)} trajectories of {system.name} "
           f"({', '.join(system.state_names)}) to {path}")
+
+
+def _demo(args) -> None:
+    from .demo import run_demo
+    run_demo(args.out, quick=args.quick)
+
+
+def _fit(args) -> None:
+    import torch
+
+    from .models import HNN, LNN, NeuralODE
+    from .runs import CHECKPOINT, save_run
+    from .training import fit
+
+    if args.model not in MODEL_CHOICES:
+        raise ValueError(f"unknown model {args.model!r}; choose one of "
+                         f"{', '.join(MODEL_CHOICES)}")
+    data = pndata.load(args.data)
+    if args.model == "node":
+        model = NeuralODE(dim=data.dim, hidden=args.hidden, layers=args.layers)
+    else:
+        if data.dim % 2:
+            raise ValueError(f"{args.data}: an {args.model.upper()} needs an even number of "
+                             f"state columns (q and p, or q and qdot); got {data.dim} "
+                             f"{data.state_names}")
+        kind = HNN if args.model == "hnn" else LNN
+        model = kind(dof=data.dim // 2, hidden=args.hidden, layers=args.layers,
+                     dissipative=args.dissipative)
+    dtype = {"float32": torch.float32, "float64": torch.float64}[args.dtype]
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(args.seed)
+    result = fit(model, data, epochs=args.epochs, lr=args.lr, loss=args.loss, dtype=dtype,
+                 seed=args.seed, checkpoint=out / CHECKPOINT, resume=args.resume,
+                 patience=args.patience, schedule="cosine")
+    settings = {k: v for k, v in vars(args).items() if k not in ("run", "debug", "command")}
+    save_run(out, model, data, result.history, settings)
+    best = result.history[result.best_epoch - 1]
+    print(f"fitted {type(model).__name__} on {len(data)} trajectories from {args.data}: "
+          f"train loss {best['train_loss']:.3g}, validation loss "
+          f"{best['val_loss'] if best['val_loss'] is None else format(best['val_loss'], '.3g')}"
+          f" (epoch {result.best_epoch})")
+    print(f"wrote run {out} (model.pt, data.npz, fit.json, checkpoint.pt)")
+
+
+def _discover(args) -> None:
+    from ._atomic import atomic_path
+    from .discovery import discover, hamiltonian, lagrangian, round_floats
+    from .runs import load_run
+
+    model, data, _ = load_run(args.run_dir)
+    equations = discover(model, method=args.method, library=args.library, data=data,
+                         degree=args.degree)
+    print(equations)
+    print(f"LaTeX:\n{equations.to_latex()}")
+    energy = {"hamiltonian": hamiltonian, "lagrangian": lagrangian}
+    for attribute, function in energy.items():
+        if hasattr(model, attribute):
+            print(f"learned {attribute}: {round_floats(function(model, data=data), 4)}")
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(out) as tmp:
+        Path(tmp).write_text(equations.to_json())
+    print(f"wrote {out}")
+
+
+def _compare(args) -> None:
+    from .analysis import compare_energy, plot_fit
+    from .runs import load_run
+
+    models, data = {}, None
+    for run in args.runs:
+        model, run_data, _ = load_run(run)
+        name = f"{Path(run).name} ({type(model).__name__})"
+        models[name] = model
+        data = data if data is not None else run_data
+    system = _system(args.system) if args.system else None
+    report = compare_energy(models, system=system, data=data, t_end=args.t_end, dt=args.dt)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    figures = report.plot(out / "energy.png") + [plot_fit(models, data, out / "fit.png")]
+    from ._atomic import atomic_path
+    with atomic_path(out / "report.md") as tmp:
+        Path(tmp).write_text(report.to_markdown() + "\n")
+    print(report.to_markdown())
+    for path in [out / "report.md", *figures]:
+        print(f"wrote {path}")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -48,6 +142,54 @@ def build_parser() -> argparse.ArgumentParser:
                      help="also write exact derivatives d<state>/dt")
     sim.add_argument("--seed", type=int, default=0)
     sim.set_defaults(run=_simulate)
+
+    demo = commands.add_parser("demo", help="the whole pipeline on built-in pendulum data",
+                               description="Fit an HNN and a NeuralODE to noisy, irregularly "
+                                           "sampled pendulum data, discover the equations and "
+                                           "the learned energy as SymPy, and write the "
+                                           "energy-drift report with figures.")
+    demo.add_argument("--quick", action="store_true",
+                      help="smaller networks and a t=100 comparison (about 1 minute)")
+    demo.add_argument("--out", default="physnode-demo", help="output directory")
+    demo.set_defaults(run=_demo)
+
+    fit = commands.add_parser("fit", help="fit a model to trajectories",
+                              description="Fit an HNN, LNN or NeuralODE to a CSV/NPZ file of "
+                                          "trajectories and write a run directory.")
+    fit.add_argument("data", help="trajectories, .csv or .npz (columns trajectory,t,<states>)")
+    fit.add_argument("--model", required=True, help="hnn, lnn or node")
+    fit.add_argument("--out", required=True, help="run directory to write")
+    fit.add_argument("--epochs", type=int, default=2000)
+    fit.add_argument("--lr", type=float, default=3e-3)
+    fit.add_argument("--hidden", type=int, default=64)
+    fit.add_argument("--layers", type=int, default=2)
+    fit.add_argument("--loss", default="derivative", help="derivative or rollout")
+    fit.add_argument("--dissipative", action="store_true", help="learn a damping (hnn, lnn)")
+    fit.add_argument("--dtype", default="float32", choices=("float32", "float64"))
+    fit.add_argument("--patience", type=int, default=None, help="early-stopping patience")
+    fit.add_argument("--resume", action="store_true", help="continue from the checkpoint")
+    fit.add_argument("--seed", type=int, default=0)
+    fit.set_defaults(run=_fit)
+
+    disc = commands.add_parser("discover", help="discover equations from a fitted run",
+                               description="Regenerate clean data from a run's model and "
+                                           "discover its equations as SymPy.")
+    disc.add_argument("run_dir", metavar="RUN", help="run directory written by `physnode fit`")
+    disc.add_argument("--out", required=True, help="equations JSON file to write")
+    disc.add_argument("--method", default="sindy", help="sindy or sr")
+    disc.add_argument("--library", default="poly+trig", help="e.g. poly, trig, poly+trig")
+    disc.add_argument("--degree", type=int, default=3, help="polynomial degree")
+    disc.set_defaults(run=_discover)
+
+    comp = commands.add_parser("compare", help="energy-drift report of fitted runs",
+                               description="Roll the runs' models out and report energy "
+                                           "drift and trajectory error, with figures.")
+    comp.add_argument("runs", nargs="+", help="run directories")
+    comp.add_argument("--out", required=True, help="report directory")
+    comp.add_argument("--system", help="the true system, if known (e.g. pendulum)")
+    comp.add_argument("--t-end", type=float, default=100.0)
+    comp.add_argument("--dt", type=float, default=0.1)
+    comp.set_defaults(run=_compare)
     return parser
 
 
@@ -56,7 +198,8 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     try:
         args.run(args)
-    except (ValueError, TypeError, FileNotFoundError, OSError, ImportError, RuntimeError) as exc:
+    except (ValueError, TypeError, FileNotFoundError, OSError, ImportError, RuntimeError,
+            KeyboardInterrupt) as exc:
         if args.debug:
             raise
         print(f"physnode {args.command}: error: {exc}", file=sys.stderr)

@@ -97,7 +97,7 @@ class Trajectories(Sequence):
         return (f"Trajectories({len(self)} trajectories, {n} samples, "
                 f"states {self.state_names})")
 
-    def save(self, path) -> None:
-        """Write to ``.csv`` or ``.npz`` (see :func:`physnode.data.save`)."""
+    def save(self, path):
+        """Write to ``.csv`` or ``.npz`` (see :func:`physnode.data.save`); returns the path."""
         from .io import save
-        save(self, path)
+        return save(self, path)

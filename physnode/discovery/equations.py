@@ -114,8 +114,9 @@ class Equations:
         """One line per state, coefficients to 4 significant digits."""
         return "\n".join(f"d{s}/dt = {round_floats(e, 4)}" for s, e in self.equations.items())
 
-    def to_latex(self) -> str:
-        """Aligned LaTeX lines ``\\dot{s} &= ...`` (``\\ddot{q}`` for second-order models)."""
+    def to_latex(self, digits: int | None = None) -> str:
+        """Aligned LaTeX lines ``\\dot{s} &= ...`` (``\\ddot{q}`` for second-order models),
+        floats rounded to ``digits`` significant digits when given."""
         dof = len(self.symbols) // 2
         lines = []
         for i, (s, e) in enumerate(self.equations.items()):
@@ -123,6 +124,7 @@ class Equations:
                 continue
             lhs = (rf"\ddot{{{sympy.latex(self.symbols[i - dof])}}}" if self.second_order
                    else rf"\dot{{{sympy.latex(s)}}}")
+            e = round_floats(e, digits) if digits is not None else e
             lines.append(f"{lhs} &= {sympy.latex(e)}")
         return " \\\\\n".join(lines)
 

@@ -1,0 +1,70 @@
+"""The `physnode` command, through a subprocess as users run it."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+import physnode as pn
+
+
+def physnode(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "physnode.cli", *map(str, args)], cwd=cwd,
+                          capture_output=True, text=True, timeout=600)
+
+
+def test_demo_quick_prints_equations_and_writes_figures(tmp_path):
+    result = physnode("demo", "--quick", "--out", "demo", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "dp/dt = " in result.stdout and "sin(q)" in result.stdout
+    assert "exact support: True" in result.stdout
+    for name in ("energy.png", "energy_phase.png", "fit.png", "report.md", "equations.json",
+                 "hnn/model.pt", "neuralode/model.pt", "pendulum.csv"):
+        assert (tmp_path / "demo" / name).is_file(), name
+        assert f"demo/{name}" in result.stdout or "/" in name or name == "pendulum.csv"
+    found = pn.discovery.Equations.from_json((tmp_path / "demo" / "equations.json").read_text())
+    assert found.compare(pn.systems.Pendulum())["exact_support"]
+
+
+def test_fit_discover_compare_round_trip(tmp_path):
+    data = tmp_path / "spring.csv"
+    assert physnode("simulate", "massspring", "--out", data, "--n-trajectories", 8,
+                    "--noise", 0.01).returncode == 0
+    fitted = physnode("fit", data, "--model", "hnn", "--out", tmp_path / "run",
+                      "--epochs", 300, "--hidden", 32)
+    assert fitted.returncode == 0, fitted.stderr
+    assert "wrote run" in fitted.stdout
+    found = physnode("discover", tmp_path / "run", "--out", tmp_path / "eqs.json",
+                     "--library", "poly", "--degree", 2)
+    assert found.returncode == 0, found.stderr
+    assert "learned hamiltonian" in found.stdout
+    equations = json.loads((tmp_path / "eqs.json").read_text())
+    assert equations["state"] == ["q", "p"]
+    compared = physnode("compare", tmp_path / "run", "--out", tmp_path / "report",
+                        "--system", "massspring", "--t-end", 10)
+    assert compared.returncode == 0, compared.stderr
+    assert "| run (HNN) | yoshida4 |" not in compared.stdout   # general HNN: Gauss-Legendre
+    assert "| run (HNN) | gauss_legendre4 |" in compared.stdout
+    assert (tmp_path / "report" / "energy.png").is_file()
+
+
+@pytest.mark.parametrize("args,message", [
+    (["fit", "missing.csv", "--model", "hnn", "--out", "run"], "missing.csv"),
+    (["fit", "DATA", "--model", "transformer", "--out", "run"],
+     "unknown model 'transformer'; choose one of hnn, lnn, node"),
+    (["discover", "nowhere", "--out", "e.json"], "no run directory at 'nowhere'"),
+    (["compare", "nowhere", "--out", "r"], "no run directory at 'nowhere'"),
+    (["fit", "BAD", "--model", "hnn", "--out", "run"], "column"),
+])
+def test_bad_input_exits_with_one_line_and_no_traceback(tmp_path, args, message):
+    pn.data.simulate(pn.systems.MassSpring(), n_trajectories=2, n_points=5).save(
+        tmp_path / "DATA.csv")
+    (tmp_path / "BAD.csv").write_text("trajectory,t,q,p\n0,0.0,1.0,oops\n")
+    args = [a.replace("DATA", "DATA.csv").replace("BAD", "BAD.csv") if a in ("DATA", "BAD")
+            else a for a in args]
+    result = physnode(*args, cwd=tmp_path)
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0], result.stderr
