@@ -1,8 +1,9 @@
 """Sparse regression (SINDy) with pysindy's STLSQ, with the threshold chosen without tuning.
 
 Each equation is solved on its own, on standardised columns, so one threshold means "a term
-contributing less than this fraction of the derivative's RMS". For a sweep of thresholds the
-distinct supports are scored on held-out samples; the chosen support is the sparsest whose
+contributing less than this fraction of the derivative's RMS". The candidate supports are
+those of a sweep of STLSQ thresholds plus greedy forward and backward paths; each is scored on
+held-out samples, and the chosen support is the sparsest whose
 held-out error is at most ``tolerance`` times the best plus ``floor`` (1% of the derivative's
 RMS): an extra term must *clearly* improve the prediction to be kept. The floor matters for
 learned models: their small systematic errors can be fitted by cancelling combinations of
@@ -62,8 +63,10 @@ def sparse_regression(theta: np.ndarray, target: np.ndarray, held_out: np.ndarra
             xi = _stlsq(threshold).fit(x[train], y[train]).coef_[0]
         support = tuple(np.flatnonzero(xi))
         if support and support not in candidates:
-            error = np.sqrt(np.mean((x[held_out] @ xi - y[held_out]) ** 2))
-            candidates[support] = (error, threshold)
+            candidates[support] = (_held_out_error(x, y, support, train, held_out), threshold)
+    for support in _stepwise_paths(x, y, train, held_out):
+        if support not in candidates:
+            candidates[support] = (_held_out_error(x, y, support, train, held_out), 0.0)
     best = min(error for error, _ in candidates.values())
     acceptable = [(len(s), err, s) for s, (err, _) in candidates.items()
                   if err <= tolerance * best + floor]
@@ -74,6 +77,35 @@ def sparse_regression(theta: np.ndarray, target: np.ndarray, held_out: np.ndarra
     xi[list(support)] = np.linalg.lstsq(x[:, support], y, rcond=None)[0]
     inclusion = _inclusion(x, y, threshold, ensemble, seed) if ensemble else None
     return SparseFit(xi * target_scale / scale, float(error), float(threshold), inclusion)
+
+
+def _held_out_error(x, y, support, train, held_out) -> float:
+    """Relative RMS error on the held-out samples of a least-squares fit on ``support``."""
+    columns = list(support)
+    xi = np.linalg.lstsq(x[train][:, columns], y[train], rcond=None)[0]
+    return float(np.sqrt(np.mean((x[held_out][:, columns] @ xi - y[held_out]) ** 2)))
+
+
+def _stepwise_paths(x, y, train, held_out):
+    """Greedy supports scored on held-out samples: forward selection (add the term that helps
+    most, from one term up) and backward elimination (drop the term that hurts least, from
+    all terms down). Thresholding alone can jump past the right sparse support when terms are
+    nearly collinear (sin q against q and q³ on small swings)."""
+    def error(support):
+        return _held_out_error(x, y, tuple(sorted(support)), train, held_out)
+
+    every = list(range(x.shape[1]))
+    chosen, paths = [], []
+    while len(chosen) < len(every):
+        rest = [i for i in every if i not in chosen]
+        chosen.append(rest[int(np.argmin([error(chosen + [i]) for i in rest]))])
+        paths.append(tuple(sorted(chosen)))
+    support = list(every)
+    while len(support) > 1:
+        support.pop(int(np.argmin([error(support[:i] + support[i + 1:])
+                                   for i in range(len(support))])))
+        paths.append(tuple(support))
+    return paths
 
 
 def _stlsq(threshold):

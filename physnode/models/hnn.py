@@ -10,12 +10,18 @@ through it, and ``D`` is the viscous coefficient ``c`` of a generalised force ``
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
+from torch.nn.functional import softplus
 
 from .._validation import check_int, check_state
 from ..systems.hamiltonian import canonical_names, gradient, symplectic_gradient
+from ..systems.lagrangian import velocity_names
 from .base import PhysicsModel, ViscousDamping, check_architecture, mlp, mlp_input_gradient
+
+COORDINATES = ("canonical", "velocity")
 
 
 class SeparableEnergy(nn.Module):
@@ -67,6 +73,10 @@ class HNN(PhysicsModel):
         Add learned non-negative viscous damping ``D`` (``self.damping``, one per dof).
     activation : str
         Smooth activation of the energy network (``"tanh"`` by default).
+    coordinates : ``"canonical"`` or ``"velocity"``
+        The state the model takes and returns: ``concat(q, p)``, or the observed
+        ``concat(q, q̇)`` with ``p = m q̇`` for a unit mass or, with ``learn_mass=True``, a
+        learned diagonal mass.
 
     Attributes
     ----------
@@ -82,15 +92,30 @@ class HNN(PhysicsModel):
     """
 
     def __init__(self, dof: int, hidden: int = 200, layers: int = 2, separable: bool = False,
-                 dissipative: bool = False, activation: str = "tanh"):
+                 dissipative: bool = False, activation: str = "tanh",
+                 coordinates: str = "canonical", learn_mass: bool = False):
         super().__init__()
         check_int("dof", dof, minimum=1)
         check_architecture(hidden, layers)
+        if coordinates not in COORDINATES:
+            raise ValueError(f"`coordinates` must be one of {', '.join(map(repr, COORDINATES))}"
+                             f"; got {coordinates!r}")
+        if learn_mass and coordinates != "velocity":
+            raise ValueError("`learn_mass=True` needs coordinates='velocity' (a mass maps "
+                             "observed velocities to momenta)")
         self.config = {"dof": dof, "hidden": hidden, "layers": layers,
                        "separable": bool(separable), "dissipative": bool(dissipative),
-                       "activation": activation}
+                       "activation": activation, "coordinates": coordinates,
+                       "learn_mass": bool(learn_mass)}
         self.dof, self.dim = dof, 2 * dof
-        self.state_names = canonical_names(dof)
+        self.coordinates = coordinates
+        self.state_names = (canonical_names(dof) if coordinates == "canonical"
+                            else velocity_names(dof))
+        # Velocity coordinates: p = m ⊙ q̇ with a diagonal mass, unit or learned (softplus,
+        # starting at 1). A constant linear change of coordinates commutes with every
+        # Runge–Kutta and splitting method, so rollouts stay symplectic in (q, p).
+        self.raw_mass = nn.Parameter(torch.full((dof,), math.log(math.e - 1))) \
+            if learn_mass else None
         self.separable, self.dissipative = bool(separable), bool(dissipative)
         self._register_state_range(2 * dof)
         self.hamiltonian = (SeparableEnergy(dof, hidden, layers, activation) if separable
@@ -105,18 +130,37 @@ class HNN(PhysicsModel):
             return "yoshida4"
         return "gauss_legendre4"
 
+    @property
+    def mass(self) -> torch.Tensor:
+        """The diagonal mass of velocity coordinates (ones unless learned). Only its ratio to
+        ``H`` is identifiable from motion: ``(c m, c H)`` moves the same way."""
+        if self.raw_mass is None:
+            return torch.ones(self.dof)
+        return softplus(self.raw_mass)
+
+    def to_canonical(self, y: torch.Tensor) -> torch.Tensor:
+        """States in the model's coordinates → ``concat(q, p)``."""
+        if self.coordinates == "canonical" or self.raw_mass is None:
+            return y
+        m = self.mass.to(y)
+        return torch.cat([y[..., :self.dof], m * y[..., self.dof:]], -1)
+
     def forward(self, t, y: torch.Tensor) -> torch.Tensor:
         check_state("y", y, self.dim, "HNN", self.state_names)
+        canonical = self.to_canonical(y)
         closed_form = getattr(self.hamiltonian, "gradient", None)
-        grad = closed_form(y) if closed_form is not None else None
-        grad = grad if grad is not None else gradient(self.hamiltonian, y)
+        grad = closed_form(canonical) if closed_form is not None else None
+        grad = grad if grad is not None else gradient(self.hamiltonian, canonical)
         field = symplectic_gradient(grad)
-        if self.friction is None:
-            return field
-        friction = self.friction(grad[..., self.dof:])       # D ∂H/∂p = D q̇
-        return field - torch.cat([torch.zeros_like(friction), friction], -1)
+        if self.friction is not None:
+            friction = self.friction(grad[..., self.dof:])       # D ∂H/∂p = D q̇
+            field = field - torch.cat([torch.zeros_like(friction), friction], -1)
+        if self.coordinates == "velocity" and self.raw_mass is not None:
+            m = self.mass.to(y)                                   # d(q̇)/dt = ṗ / m
+            field = torch.cat([field[..., :self.dof], field[..., self.dof:] / m], -1)
+        return field
 
     def energy(self, y: torch.Tensor) -> torch.Tensor:
         """The learned energy ``H(y)``, shape ``(*batch,)`` (up to an additive constant)."""
         check_state("y", y, self.dim, "HNN", self.state_names)
-        return self.hamiltonian(y)
+        return self.hamiltonian(self.to_canonical(y))

@@ -16,7 +16,7 @@ from .._atomic import atomic_path
 from .._validation import TrainingError, check_int, check_real
 from ..data import Trajectories
 from ..integrators import METHODS
-from .derivatives import estimate_derivatives
+from .derivatives import estimate_derivatives, local_polynomial_derivative
 from .losses import derivative_loss, rollout_loss
 
 LOSSES = ("derivative", "rollout")
@@ -51,7 +51,7 @@ def fit(model, data: Trajectories, epochs: int = 2000, lr: float = 1e-3,
         progress: bool = True, checkpoint=None, checkpoint_every: int = 100,
         resume: bool = False, patience: int | None = None, weight_decay: float = 0.0,
         schedule: str | None = None, window: int = 5, rollout_method: str | None = None,
-        substeps: int = 2) -> FitResult:
+        substeps: int = 2, adjoint: bool = False) -> FitResult:
     """Fit ``model`` to trajectories with Adam.
 
     Parameters
@@ -82,9 +82,11 @@ def fit(model, data: Trajectories, epochs: int = 2000, lr: float = 1e-3,
         Stop after this many epochs without a better validation loss.
     schedule : ``None`` or ``"cosine"``
         Learning-rate schedule over ``epochs``.
-    window, rollout_method, substeps : rollout settings. The method defaults to the model's
-        ``default_integrator`` when it is fixed-step and ``"rk4"`` otherwise; each interval
-        between samples takes ``substeps`` steps.
+    window, rollout_method, substeps, adjoint : rollout settings. The method defaults to the
+        model's ``default_integrator`` (a NeuralODE's dopri5 is adaptive, at rtol 1e-6); each
+        interval between samples takes ``substeps`` steps of a fixed-step method.
+        ``adjoint=True`` backpropagates in O(1) memory (torchdiffeq's ``odeint_adjoint`` for
+        explicit methods, the exact reversible adjoint for symmetric symplectic ones).
 
     Raises
     ------
@@ -103,13 +105,19 @@ def fit(model, data: Trajectories, epochs: int = 2000, lr: float = 1e-3,
         model.record_training_states(torch.cat([tr.y for tr in data]).to(model.state_range))
     model.to(device=device, dtype=dtype)
     make = _derivative_batches if loss == "derivative" else _window_batches
-    train = make(data, train_idx, window, device, dtype, expected)
-    val = make(data, val_idx, window, device, dtype, expected) if len(val_idx) else None
+    model_width = getattr(model, "observed_dim", getattr(model, "dim", expected))
+    train = make(data, train_idx, window, device, dtype, expected, model_width)
+    val = (make(data, val_idx, window, device, dtype, expected, model_width)
+           if len(val_idx) else None)
 
     def objective(batch):
         if loss == "derivative":
             return derivative_loss(model, *batch)
-        return rollout_loss(model, *batch, method=method, substeps=substeps)
+        t, y, start = batch
+        augment = getattr(model, "augment_state", None)
+        start = augment(start) if augment is not None else start
+        return rollout_loss(model, t, y, method=method, substeps=substeps, start=start,
+                            adjoint=adjoint)
 
     optimizer = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
     scheduler = (torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, epochs)
@@ -199,10 +207,14 @@ def _check_inputs(model, data, epochs, lr, loss, batch_size, val_fraction, check
     if len(data) == 0:
         raise ValueError("`data` is empty; expected at least one trajectory")
     expected = getattr(model, "observed_dim", getattr(model, "dim", data.dim))
-    if data.dim != expected:
+    positions_only = loss == "rollout" and 2 * data.dim == expected
+    if data.dim != expected and not positions_only:
         names = getattr(model, "state_names", ())[:expected]
+        hint = (f"; positions-only data ({expected // 2} columns) need loss='rollout'"
+                if 2 * data.dim == expected else "")
         raise ValueError(f"`data` has {data.dim} states ({', '.join(data.state_names)}) but "
-                         f"{type(model).__name__} expects {expected} ({', '.join(names)})")
+                         f"{type(model).__name__} expects {expected} ({', '.join(names)})"
+                         f"{hint}")
     if loss == "derivative" and getattr(model, "dim", expected) != expected:
         raise ValueError("loss='derivative' cannot train the augmented dimensions of a "
                          "NeuralODE (they are never observed); use loss='rollout'")
@@ -214,7 +226,7 @@ def _check_inputs(model, data, epochs, lr, loss, batch_size, val_fraction, check
         if loss == "rollout" and len(tr) < window:
             raise ValueError(f"`data[{i}]` has {len(tr)} samples, fewer than the rollout "
                              f"`window` of {window}")
-    return expected
+    return data.dim
 
 
 def _rollout_method(model, name):
@@ -222,7 +234,7 @@ def _rollout_method(model, name):
     if name not in METHODS:
         raise ValueError(f"`rollout_method` must be one of {', '.join(map(repr, METHODS))}; "
                          f"got {name!r}")
-    return "rk4" if METHODS[name].adaptive else name
+    return name
 
 
 def _split(n, val_fraction, seed):
@@ -231,7 +243,7 @@ def _split(n, val_fraction, seed):
     return order[n_val:].tolist(), order[:n_val].tolist()
 
 
-def _derivative_batches(data, indices, window, device, dtype, width):
+def _derivative_batches(data, indices, window, device, dtype, width, model_width):
     if not indices:
         return None
     chosen = Trajectories([data[i] for i in indices], data.state_names)
@@ -242,18 +254,24 @@ def _derivative_batches(data, indices, window, device, dtype, width):
     return y.to(device=device, dtype=dtype), dy.to(device=device, dtype=dtype)
 
 
-def _window_batches(data, indices, window, device, dtype, width):
-    """All windows of ``window`` consecutive samples, with their own times."""
+def _window_batches(data, indices, window, device, dtype, width, model_width):
+    """All windows of ``window`` consecutive samples, with their own times, and the state each
+    window starts from: the first observed state, or for positions-only data the first
+    positions with velocities estimated from the samples (``dq/dt``, local polynomial)."""
     if not indices:
         return None
-    ts, ys = [], []
+    ts, ys, starts_ = [], [], []
     for i in indices:
         tr = data[i]
         starts = range(len(tr) - window + 1)
         ts.append(torch.stack([tr.t[s:s + window] for s in starts]))
         ys.append(torch.stack([tr.y[s:s + window] for s in starts]))
-    return (torch.cat(ts).to(device=device, dtype=dtype),
-            torch.cat(ys).to(device=device, dtype=dtype))
+        first = tr.y[:len(starts)]
+        if model_width == 2 * width:
+            velocity = local_polynomial_derivative(tr.t.double(), tr.y.double())
+            first = torch.cat([first, velocity[:len(starts)].to(first)], -1)
+        starts_.append(first)
+    return tuple(torch.cat(x).to(device=device, dtype=dtype) for x in (ts, ys, starts_))
 
 
 def _save_checkpoint(path, model, optimizer, scheduler, shuffle, state):

@@ -190,3 +190,35 @@ def test_closed_form_energy_gradient_equals_autograd_and_trains_the_same(activat
                                  allow_unused=True, materialize_grads=True)
     for a, b in zip(first, second):
         torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
+
+
+def test_hnn_in_velocity_coordinates_with_a_mass_is_the_same_motion():
+    pendulum = pn.systems.Pendulum(mass=2.0)                 # p = 2 q̇
+    hnn = pn.models.HNN(dof=1, hidden=8, coordinates="velocity", learn_mass=True).double()
+    assert hnn.state_names == ("q", "qdot")
+
+    class TrueEnergy(nn.Module):
+        def forward(self, y):
+            return pendulum.energy(y)
+
+    hnn.hamiltonian = TrueEnergy()
+    with torch.no_grad():
+        hnn.raw_mass.fill_(math.log(math.exp(2.0) - 1))     # softplus⁻¹(2)
+    x = torch.randn(6, 2, dtype=torch.float64)
+    y = torch.stack([x[:, 0], 2 * x[:, 1]], -1)
+    dy = pendulum(0.0, y)
+    expected = torch.stack([dy[:, 0], dy[:, 1] / 2], -1)    # d(q, q̇)/dt
+    torch.testing.assert_close(hnn(0.0, x), expected)
+    torch.testing.assert_close(hnn.energy(x), pendulum.energy(y))
+    unit = pn.models.HNN(dof=1, hidden=8, coordinates="velocity")
+    assert unit.raw_mass is None and torch.equal(unit.mass, torch.ones(1))
+
+
+@pytest.mark.parametrize("kwargs,message", [
+    ({"coordinates": "polar"}, r"^`coordinates` must be one of 'canonical', 'velocity'; "
+                               r"got 'polar'$"),
+    ({"learn_mass": True}, r"^`learn_mass=True` needs coordinates='velocity'"),
+])
+def test_bad_hnn_coordinates_are_named(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        pn.models.HNN(dof=1, **kwargs)
