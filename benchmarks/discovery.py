@@ -90,7 +90,8 @@ def pendulum_table(seeds, settings):
             rows.append({"noise": noise, "sampling": "irregular" if irregular else "uniform",
                          "method": method, "exact_support": sum(v[0] for v in values),
                          "seeds": len(values),
-                         "median_max_coefficient_error": float(np.median([v[1] for v in values]))})
+                         "median_max_coefficient_error": float(np.median([v[1] for v in values])),
+                         "worst_max_coefficient_error": float(np.max([v[1] for v in values]))})
         rows[-3]["seconds_per_seed"] = (time.perf_counter() - start) / len(seeds)
         rows[-2]["first_seed_example"] = example
         print(json.dumps(rows[-3:]), flush=True)
