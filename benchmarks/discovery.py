@@ -119,16 +119,20 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--seeds", type=int, default=10)
+    parser.add_argument("--noise", type=float, nargs="+", default=[0.01, 0.05],
+                        help="noise levels to run (default 0.01 0.05)")
+    parser.add_argument("--skip-others", action="store_true",
+                        help="only the pendulum table")
     parser.add_argument("--out", default="benchmarks/discovery.json")
     args = parser.parse_args()
     torch.set_num_threads(1)
     seeds = range(2 if args.quick else args.seeds)
     settings = ([(0.01, True)] if args.quick else
-                [(0.01, False), (0.01, True), (0.05, False), (0.05, True)])
+                [(noise, irregular) for noise in args.noise for irregular in (False, True)])
     result = {"machine": f"{platform.processor() or platform.machine()}, "
                          f"{torch.get_num_threads()} thread(s)",
               "pendulum": pendulum_table(seeds, settings),
-              "others": [] if args.quick else other_systems(range(3))}
+              "others": [] if args.quick or args.skip_others else other_systems(range(3))}
     Path(args.out).write_text(json.dumps(result, indent=1))
     print(f"wrote {args.out}")
 
