@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 from . import data as pndata
+from ._atomic import write_text_atomic
 from .systems import REFERENCE_SYSTEMS
 
 MODEL_CHOICES = ("hnn", "lnn", "node")
@@ -78,7 +79,6 @@ def _fit(args) -> None:
 
 
 def _discover(args) -> None:
-    from ._atomic import atomic_path
     from .discovery import discover, hamiltonian, lagrangian, round_floats
     from .runs import load_run
 
@@ -91,11 +91,7 @@ def _discover(args) -> None:
     for attribute, function in energy.items():
         if hasattr(model, attribute):
             print(f"learned {attribute}: {round_floats(function(model, data=data), 4)}")
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(out) as tmp:
-        Path(tmp).write_text(equations.to_json())
-    print(f"wrote {out}")
+    print(f"wrote {write_text_atomic(args.out, equations.to_json())}")
 
 
 def _compare(args) -> None:
@@ -113,11 +109,9 @@ def _compare(args) -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     figures = report.plot(out / "energy.png") + [plot_fit(models, data, out / "fit.png")]
-    from ._atomic import atomic_path
-    with atomic_path(out / "report.md") as tmp:
-        Path(tmp).write_text(report.to_markdown() + "\n")
+    markdown = write_text_atomic(out / "report.md", report.to_markdown() + "\n")
     print(report.to_markdown())
-    for path in [out / "report.md", *figures]:
+    for path in [markdown, *figures]:
         print(f"wrote {path}")
 
 

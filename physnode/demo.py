@@ -12,7 +12,7 @@ from pathlib import Path
 
 import torch
 
-from ._atomic import atomic_path
+from ._atomic import write_text_atomic
 from .analysis import compare_energy, plot_fit
 from .data import simulate
 from .discovery import discover, hamiltonian, round_floats
@@ -58,8 +58,7 @@ def run_demo(out="physnode-demo", quick: bool = False, progress: bool = True,
     raw = discover(data)
     raw_check = raw.compare(pendulum)
     energy = hamiltonian(models["HNN"], data=data)
-    with atomic_path(out / "equations.json") as tmp:
-        Path(tmp).write_text(equations.to_json())
+    write_text_atomic(out / "equations.json", equations.to_json())
     echo(_indent(str(equations)))
     echo(f"    exact support: {check['exact_support']}, largest coefficient error "
          f"{100 * check['max_relative_coefficient_error']:.2f}% (truth: dq/dt = p, "
@@ -97,6 +96,4 @@ def _write_report(path, comparison, equations, energy, raw_check, figures) -> Pa
              "",
              "## Energy drift", "", comparison.to_markdown(), ""]
     lines += [f"![{Path(f).stem}]({Path(f).name})" for f in figures]
-    with atomic_path(path) as tmp:
-        Path(tmp).write_text("\n".join(lines) + "\n")
-    return Path(path)
+    return write_text_atomic(path, "\n".join(lines) + "\n")

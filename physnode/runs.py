@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ._atomic import atomic_path
+from ._atomic import write_text_atomic
 from .data import Trajectories, load
 from .models import load as load_model
 
@@ -23,8 +23,8 @@ def save_run(directory, model, data: Trajectories, history: list, settings: dict
     directory.mkdir(parents=True, exist_ok=True)
     model.save(directory / MODEL)
     data.save(directory / DATA)
-    with atomic_path(directory / LOG) as tmp:
-        Path(tmp).write_text(json.dumps({"settings": settings, "history": history}, indent=1))
+    write_text_atomic(directory / LOG,
+                      json.dumps({"settings": settings, "history": history}, indent=1))
     return directory
 
 
