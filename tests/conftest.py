@@ -12,6 +12,34 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
 
 
+def pytest_addoption(parser):
+    parser.addoption("--device", default="cpu",
+                     help="torch device the suite creates its tensors on (e.g. cuda)")
+
+
+def pytest_collection_modifyitems(config, items):
+    if config.getoption("--device") == "cpu":
+        return
+    skip = pytest.mark.skip(reason="doctest outputs are CPU tensor reprs")
+    for item in items:
+        if isinstance(item, pytest.DoctestItem):
+            item.add_marker(skip)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def default_device(request):
+    """Run the whole suite on another device: tensors created without one land there."""
+    device = torch.device(request.config.getoption("--device"))
+    if device.type == "cuda" and not torch.cuda.is_available():
+        pytest.exit("--device cuda given but torch sees no CUDA device", returncode=4)
+    if device.type == "cpu":  # a default-device mode costs every torch call; skip it on the CPU
+        yield device
+        return
+    torch.set_default_device(device)
+    yield device
+    torch.set_default_device(None)
+
+
 def all_reference_systems():
     """One instance of every reference system, plus damped and non-unit variants."""
     return [
@@ -34,4 +62,4 @@ def stiff_reference():
 
 @pytest.fixture
 def generator():
-    return torch.Generator().manual_seed(1234)
+    return torch.Generator(device=torch.get_default_device()).manual_seed(1234)

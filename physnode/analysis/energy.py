@@ -10,7 +10,7 @@ from .._solve import solve
 from .._validation import check_real
 from ..data import Trajectories
 from ..data.simulate import reference_solution
-from ..models.base import parameter_dtype
+from ..models.base import parameter_placement
 
 COLUMNS = ("model", "integrator", "max_rel_energy_error", "energy_drift_slope",
            "max_rel_learned_energy_error", "trajectory_rmse")
@@ -115,11 +115,12 @@ def compare_energy(models: dict, system=None, data: Trajectories | None = None, 
         raise ValueError("pass `system` (the truth) or `data` (observations) to compare with")
     y0 = _initial_states(y0, data)
     dtype = y0.dtype
-    t = torch.arange(0.0, t_end + 0.5 * dt, dt, dtype=dtype)
+    # The report lives on the CPU; each model rolls out on its own device (see _rollout).
+    t = torch.arange(0.0, t_end + 0.5 * dt, dt, dtype=dtype, device="cpu")
     truth = None
     if system is not None:
-        truth = torch.from_numpy(reference_solution(system, y0.double().numpy(),
-                                                    t.double().numpy())).to(dtype)
+        truth = torch.from_numpy(reference_solution(system, y0.detach().cpu().double().numpy(),
+                                                    t.detach().cpu().double().numpy())).to(dtype)
     true_energy = getattr(system, "energy", None)
     table, rollouts, errors = [], {}, {}
     for name, model in models.items():
@@ -128,8 +129,8 @@ def compare_energy(models: dict, system=None, data: Trajectories | None = None, 
         row = {"model": name, "integrator": method, "max_rel_energy_error": None,
                "energy_drift_slope": None, "max_rel_learned_energy_error": None,
                "trajectory_rmse": None}
-        learned = (_relative_error(model.energy, ys.to(parameter_dtype(model, dtype)))
-                   if hasattr(model, "energy") else None)
+        learned = (_relative_error(model.energy, ys.to(**parameter_placement(model, dtype)))
+                   .cpu() if hasattr(model, "energy") else None)
         if learned is not None:
             row["max_rel_learned_energy_error"] = learned.max().item()
         error = _relative_error(true_energy, ys, y0) if true_energy is not None else learned
@@ -152,21 +153,21 @@ def _initial_states(y0, data):
     if y0 is None:
         if data is None:
             raise ValueError("pass `y0` or `data` to take initial states from")
-        return torch.stack([tr.y[0] for tr in data]).double()
-    y0 = torch.as_tensor(y0)
+        return torch.stack([tr.y[0] for tr in data]).double().cpu()
+    y0 = torch.as_tensor(y0).detach().cpu()
     y0 = y0.double() if not y0.is_floating_point() else y0
     return y0.unsqueeze(0) if y0.ndim == 1 else y0
 
 
 def _rollout(model, y0, t, method, dt):
     """Observed-state rollout ``(n, batch, width)`` in the dtype of ``y0``."""
-    model_dtype = parameter_dtype(model, y0.dtype)
-    start = y0.to(model_dtype)
+    place = parameter_placement(model, y0.dtype)
+    start = y0.to(**place)
     augment = getattr(model, "augment_state", None)
     start = augment(start) if augment is not None else start
     with torch.no_grad():
-        ys = solve(model, start, t.to(model_dtype), method=method, dt=dt).ys
-    return ys[..., :y0.shape[-1]].to(y0.dtype)
+        ys = solve(model, start, t.to(**place), method=method, dt=dt).ys
+    return ys[..., :y0.shape[-1]].to(device=y0.device, dtype=y0.dtype)
 
 
 def _relative_error(energy, ys, y0=None):

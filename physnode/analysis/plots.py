@@ -31,11 +31,11 @@ def plot_energy_errors(report, path) -> Path:
     """Relative energy error (mean over initial states) against time, log scale."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(7, 4))
-    t = report.t[1:].numpy()
+    t = report.t[1:].cpu().numpy()
     for row in report.table:
         error = report.energy_errors.get(row["model"])
         if error is not None:
-            values = error[1:].mean(-1).clamp_min(1e-17).numpy()
+            values = error[1:].mean(-1).clamp_min(1e-17).cpu().numpy()
             ax.plot(t, values, label=f"{row['model']} ({row['integrator']})", lw=1.2)
     ax.set_yscale("log")
     ax.set_xlabel("t")
@@ -74,26 +74,27 @@ def plot_fit(models: dict, data, path, trajectory: int = 0, method_dt: float | N
     """Observed samples of one trajectory (dots) and every model's rollout from its first
     observed state (lines), one panel per state coordinate."""
     from .._solve import solve
-    from ..models.base import parameter_dtype
+    from ..models.base import parameter_placement
 
     plt = _pyplot()
     tr = data[trajectory]
     fig, axes = plt.subplots(data.dim, 1, figsize=(7, 2.2 * data.dim), sharex=True,
                              squeeze=False)
-    t = torch.linspace(float(tr.t[0]), float(tr.t[-1]), 400, dtype=torch.float64)
+    t = torch.linspace(float(tr.t[0]), float(tr.t[-1]), 400, dtype=torch.float64, device="cpu")
     for name, model in models.items():
-        dtype = parameter_dtype(model)
-        y0 = tr.y[0].to(dtype)
+        place = parameter_placement(model)
+        y0 = tr.y[0].to(**place)
         augment = getattr(model, "augment_state", None)
         y0 = augment(y0) if augment is not None else y0
         method = getattr(model, "default_integrator", "rk4")
         with torch.no_grad():
-            ys = solve(model, y0, t.to(dtype), method=method,
+            ys = solve(model, y0, t.to(**place), method=method,
                        dt=method_dt or (t[1] - t[0]).item()).ys
         for i, ax in enumerate(axes[:, 0]):
-            ax.plot(t.numpy(), ys[:, i].double().numpy(), lw=1.2, label=name)
+            ax.plot(t.cpu().numpy(), ys[:, i].detach().cpu().double().numpy(), lw=1.2, label=name)
     for i, ax in enumerate(axes[:, 0]):
-        ax.plot(tr.t.numpy(), tr.y[:, i].numpy(), ".", color="k", ms=3, label="observed")
+        ax.plot(tr.t.cpu().numpy(), tr.y[:, i].cpu().numpy(), ".", color="k", ms=3,
+                label="observed")
         ax.set_ylabel(data.state_names[i])
     axes[0, 0].legend(loc="upper right")
     axes[-1, 0].set_xlabel("t")

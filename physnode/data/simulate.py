@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 import torch
 from scipy.integrate import solve_ivp
@@ -78,7 +80,7 @@ def simulate(system, n_trajectories: int = 25, t_span=(0.0, 3.0), n_points: int 
         else:
             t = np.linspace(t0, t1, n_points)
         times.append(t)
-        clean.append(reference_solution(system, start.numpy(), t, i))
+        clean.append(reference_solution(system, start.cpu().numpy(), t, i))
 
     spread = np.concatenate(clean).std(axis=0)
     trajectories = []
@@ -106,9 +108,13 @@ def reference_solution(system, y0: np.ndarray, t: np.ndarray, index: int = 0) ->
     stacked system) at times ``t``: ``(n, *y0.shape)``, by scipy DOP853 (Radau for stiff
     systems) at the reference tolerances; ``index`` names the trajectory in errors."""
     shape = y0.shape
+    # scipy works on the CPU, whatever torch's default device is (a device context costs
+    # every call, so it is entered only when needed)
+    on_cpu = (contextlib.nullcontext() if torch.get_default_device().type == "cpu"
+              else torch.device("cpu"))
 
     def rhs(time, y):
-        with torch.no_grad():
+        with torch.no_grad(), on_cpu:
             return system(torch.tensor(time, dtype=torch.float64),
                           torch.from_numpy(y).reshape(shape)).numpy().reshape(-1)
 

@@ -76,8 +76,8 @@ def discover(source, method: str = "sindy", library="poly+trig", *,
     if second_order and len(symbols) % 2:
         raise ValueError(f"`second_order=True` needs a state concat(q, qdot) of even width; "
                          f"got {len(symbols)} states {names}")
-    y = torch.cat([tr.y for tr in clean]).double().numpy()
-    dy = torch.cat(_derivatives(clean)).double().numpy()
+    y = torch.cat([tr.y for tr in clean]).detach().cpu().double().numpy()
+    dy = torch.cat(_derivatives(clean)).detach().cpu().double().numpy()
     held_out = _held_out_mask(clean, seed)
     dof = len(symbols) // 2
     targets = range(dof, len(symbols)) if second_order else range(len(symbols))

@@ -7,7 +7,7 @@ import sympy
 import torch
 
 from ..data import Trajectories
-from ..models.base import parameter_dtype
+from ..models.base import parameter_placement
 from .discover import _assemble, _library
 from .regenerate import sample_states
 from .sindy import sparse_regression
@@ -62,15 +62,16 @@ def _scalar_expression(model, attribute, library, data, box, degree, harmonics, 
                         f"got {type(model).__name__}")
     names = tuple(model.state_names)
     symbols = tuple(sympy.Symbol(n, real=True) for n in names)
-    dtype = parameter_dtype(model)
+    place = parameter_placement(model)
     # Where the model was trained: its extrapolation to the corners of a box is poor.
-    y = (torch.cat([tr.y for tr in data]).to(dtype) if data is not None and box is None
-         else sample_states(model, names, box, n_samples, seed, dtype))
+    y = (torch.cat([tr.y for tr in data]) if data is not None and box is None
+         else sample_states(model, names, box, n_samples, seed, place["dtype"])).to(**place)
     with torch.no_grad():
-        values = scalar(y).double().numpy()
+        values = scalar(y).detach().cpu().double().numpy()
     lib = _library(library, symbols, degree, harmonics)
     lib = type(lib)(symbols, (sympy.Integer(1),) + lib.terms)
     held_out = np.random.default_rng(seed).random(len(values)) < 0.25
-    fit = sparse_regression(lib.matrix(y.double().numpy()), values, held_out, tolerance)
+    states = y.detach().cpu().double().numpy()
+    fit = sparse_regression(lib.matrix(states), values, held_out, tolerance)
     expression = _assemble(lib.terms, fit.coefficients)
     return expression - expression.as_coeff_Add()[0]

@@ -8,7 +8,7 @@ import torch
 from .._solve import solve
 from .._validation import check_int
 from ..data import Trajectories, Trajectory
-from ..models.base import parameter_dtype
+from ..models.base import parameter_placement
 
 
 def regenerate(model, data: Trajectories | None = None, *, n_points: int | None = None,
@@ -47,7 +47,7 @@ def regenerate(model, data: Trajectories | None = None, *, n_points: int | None 
         raise TypeError(f"`model` must be a trained physnode model or a System; "
                         f"got {type(model).__name__}")
     names = names[:width] if names else tuple(f"y{i + 1}" for i in range(width))
-    dtype = parameter_dtype(model)
+    place = parameter_placement(model)
     if data is not None:
         if not isinstance(data, Trajectories):
             raise TypeError(f"`data` must be physnode.data.Trajectories; "
@@ -58,12 +58,12 @@ def regenerate(model, data: Trajectories | None = None, *, n_points: int | None 
             raise ValueError(f"`data` has {data.dim} states {data.state_names} but the model "
                              f"has {width} {names}")
         return Trajectories([Trajectory(*parts) for parts in
-                             _rollouts(model, data, n_points, method, substeps, dtype)],
+                             _rollouts(model, data, n_points, method, substeps, place)],
                             data.state_names)
-    return Trajectories(_state_samples(model, names, box, n_samples, seed, dtype), names)
+    return Trajectories(_state_samples(model, names, box, n_samples, seed, place), names)
 
 
-def _rollouts(model, data, n_points, method, substeps, dtype):
+def _rollouts(model, data, n_points, method, substeps, place):
     """Roll out from every trajectory's first state. An autonomous model runs the whole batch
     in one solve on a shared relative-time grid (the finest of the requested ones); a
     time-dependent one runs trajectory by trajectory on its own times."""
@@ -71,21 +71,21 @@ def _rollouts(model, data, n_points, method, substeps, dtype):
     for n in counts:
         check_int("n_points", n, minimum=2)
     method = method or getattr(model, "default_integrator", "dopri5")
-    starts = torch.stack([tr.t[0] for tr in data]).to(dtype)
-    spans = torch.stack([tr.t[-1] - tr.t[0] for tr in data]).to(dtype)
-    y0 = torch.stack([tr.y[0] for tr in data]).to(dtype)
+    starts = torch.stack([tr.t[0] for tr in data]).to(**place)
+    spans = torch.stack([tr.t[-1] - tr.t[0] for tr in data]).to(**place)
+    y0 = torch.stack([tr.y[0] for tr in data]).to(**place)
     augment = getattr(model, "augment_state", None)
     y0 = augment(y0) if augment is not None else y0
     if getattr(model, "time_dependent", False):
-        return [_solve_on(model, y0[i], starts[i] + torch.linspace(0, spans[i], n, dtype=dtype),
+        return [_solve_on(model, y0[i], starts[i] + torch.linspace(0, spans[i], n, **place),
                           method, substeps) for i, n in enumerate(counts)]
     step = min(span / (n - 1) for span, n in zip(spans.tolist(), counts))
-    relative = torch.arange(round(spans.max().item() / step) + 1, dtype=dtype) * step
-    t, ys, dys = _solve_on(model, y0, relative, method, substeps)
+    relative = torch.arange(round(spans.max().item() / step) + 1, **place) * step
+    relative, ys, dys = _solve_on(model, y0, relative, method, substeps)
     out = []
-    for i in range(len(data)):
-        keep = relative <= spans[i] + 1e-9 * step
-        out.append((starts[i] + relative[keep], ys[keep, i], dys[keep, i]))
+    for i, (start, span) in enumerate(zip(starts.cpu(), spans.cpu())):
+        keep = relative <= span + 1e-9 * step
+        out.append((start + relative[keep], ys[keep, i], dys[keep, i]))
     return out
 
 
@@ -94,7 +94,8 @@ def _solve_on(model, y0, t, method, substeps):
     with torch.no_grad():
         ys = solve(model, y0, t, method=method, dt=(t[1] - t[0]).item() / substeps).ys
     times = t.reshape(-1, *([1] * (ys.ndim - 2))).expand(ys.shape[:-1])
-    return (t, *_field(model, times, ys))
+    # Regenerated data lives on the CPU, like observed data, whatever the model's device.
+    return tuple(x.cpu() for x in (t, *_field(model, times, ys)))
 
 
 def sample_states(model, names, box, n, seed, dtype) -> torch.Tensor:
@@ -106,24 +107,26 @@ def sample_states(model, names, box, n, seed, dtype) -> torch.Tensor:
             raise ValueError("`box` is needed: the model has no training states (it was not "
                              "trained with physnode.fit); pass data= or "
                              "box={name: (low, high)}")
-        return kept[:, :len(names)].to(dtype)
+        return kept[:, :len(names)].to(device="cpu", dtype=dtype)
     missing = [k for k in names if k not in box]
     if missing:
         raise ValueError(f"`box` must give (low, high) for every state {names}; "
                          f"missing {missing}")
     check_int("n_samples", n, minimum=1)
-    low = torch.tensor([box[k][0] for k in names], dtype=dtype)
-    high = torch.tensor([box[k][1] for k in names], dtype=dtype)
+    # Drawn on the CPU, so that a seed gives the same states on every device.
+    low = torch.tensor([box[k][0] for k in names], dtype=dtype, device="cpu")
+    high = torch.tensor([box[k][1] for k in names], dtype=dtype, device="cpu")
     generator = torch.Generator().manual_seed(seed)
-    return low + (high - low) * torch.rand(n, len(names), generator=generator, dtype=dtype)
+    return low + (high - low) * torch.rand(n, len(names), generator=generator, dtype=dtype,
+                                           device="cpu")
 
 
-def _state_samples(model, names, box, n, seed, dtype):
-    y = sample_states(model, names, box, n, seed, dtype)
+def _state_samples(model, names, box, n, seed, place):
+    y = sample_states(model, names, box, n, seed, place["dtype"]).to(**place)
     augment = getattr(model, "augment_state", None)
     y = augment(y) if augment is not None else y
-    y, dy = _field(model, torch.zeros((), dtype=dtype), y)
-    t = torch.zeros(1, dtype=dtype)
+    y, dy = (x.cpu() for x in _field(model, torch.zeros((), **place), y))
+    t = torch.zeros(1, dtype=place["dtype"], device="cpu")
     return [Trajectory(t, y[i:i + 1], dy[i:i + 1]) for i in range(len(y))]
 
 

@@ -60,10 +60,13 @@ def mlp_input_gradient(net: nn.Sequential, x: torch.Tensor) -> torch.Tensor | No
     return g
 
 
-def parameter_dtype(model, default: torch.dtype = torch.float64) -> torch.dtype:
-    """The dtype of a model's parameters; ``default`` for a parameter-free system."""
+def parameter_placement(model, dtype: torch.dtype = torch.float64) -> dict:
+    """``{"device": ..., "dtype": ...}`` of a model's parameters, for ``tensor.to(**...)``;
+    the CPU and ``dtype`` for a parameter-free system."""
     parameter = next(iter(model.parameters()), None) if hasattr(model, "parameters") else None
-    return parameter.dtype if parameter is not None else default
+    if parameter is None:
+        return {"device": torch.device("cpu"), "dtype": dtype}
+    return {"device": parameter.device, "dtype": parameter.dtype}
 
 
 def check_architecture(hidden, layers):
@@ -113,7 +116,7 @@ class PhysicsModel(nn.Module):
         :func:`physnode.discovery.regenerate` and the energy regressions use by default."""
         self.state_range.copy_(torch.stack([states.amin(0), states.amax(0)]))
         pick = torch.randint(len(states), (self.kept_states,),
-                             generator=torch.Generator().manual_seed(0))
+                             generator=torch.Generator().manual_seed(0), device="cpu")
         self.fitted_states.copy_(states[pick])
 
     def training_states(self) -> torch.Tensor | None:

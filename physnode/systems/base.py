@@ -15,6 +15,14 @@ import torch
 from .._validation import check_real, check_state
 
 
+def _uniform(n, dim, generator, dtype):
+    """U(0, 1) draws of shape ``(n, dim)`` on the generator's device (the CPU by default,
+    so that a seed gives the same states on every device), moved to the default device."""
+    device = generator.device if generator is not None else "cpu"
+    u = torch.rand(n, dim, generator=generator, dtype=dtype, device=device)
+    return u.to(torch.get_default_device())
+
+
 @runtime_checkable
 class System(Protocol):
     """Anything that can be integrated by :func:`physnode.solve`.
@@ -78,7 +86,7 @@ class ReferenceSystem:
         """Draw ``n`` initial states uniformly from :attr:`initial_box`; shape ``(n, dim)``."""
         low = torch.tensor([self.initial_box[k][0] for k in self.state_names], dtype=dtype)
         high = torch.tensor([self.initial_box[k][1] for k in self.state_names], dtype=dtype)
-        u = torch.rand(n, self.dim, generator=generator, dtype=dtype)
+        u = _uniform(n, self.dim, generator, dtype)
         return low + (high - low) * u
 
     def _check_state(self, y):

@@ -15,7 +15,7 @@ import sympy
 import torch
 
 from .._validation import check_real
-from .base import ReferenceSystem
+from .base import ReferenceSystem, _uniform
 
 
 def _split(y):
@@ -228,7 +228,7 @@ class DoublePendulum(ReferenceSystem):
         return torch.cat([q, (self.mass_matrix(q) @ v.unsqueeze(-1)).squeeze(-1)], -1)
 
     def sample_initial_states(self, n, generator=None, dtype=torch.float64):
-        x = 2 * torch.rand(n, 4, generator=generator, dtype=dtype) - 1
+        x = 2 * _uniform(n, 4, generator, dtype) - 1
         return self.from_velocities(x)
 
     def rhs(self, t, y):

@@ -27,8 +27,8 @@ def local_polynomial_derivative(t: torch.Tensor, y: torch.Tensor, neighbours: in
     n = t.shape[0]
     k = min(neighbours, n)
     degree = min(degree, k - 1)
-    start = (torch.arange(n) - k // 2).clamp(0, n - k)
-    window = start.unsqueeze(-1) + torch.arange(k)                     # (n, k)
+    start = (torch.arange(n, device=t.device) - k // 2).clamp(0, n - k)
+    window = start.unsqueeze(-1) + torch.arange(k, device=t.device)    # (n, k)
     dt = t[window] - t.unsqueeze(-1)                                   # centred times
     scale = dt.abs().amax(-1, keepdim=True)                            # conditioning
     x = dt / scale

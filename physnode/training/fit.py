@@ -16,6 +16,7 @@ from .._atomic import atomic_path
 from .._validation import TrainingError, check_int, check_real
 from ..data import Trajectories
 from ..integrators import METHODS
+from ..models.base import parameter_placement
 from .derivatives import estimate_derivatives, local_polynomial_derivative
 from .losses import derivative_loss, rollout_loss
 
@@ -46,7 +47,7 @@ class FitResult:
 
 
 def fit(model, data: Trajectories, epochs: int = 2000, lr: float = 1e-3,
-        loss: str = "derivative", batch_size: int | None = None, device="cpu",
+        loss: str = "derivative", batch_size: int | None = None, device=None,
         dtype: torch.dtype = torch.float32, val_fraction: float = 0.2, seed: int = 0,
         progress: bool = True, checkpoint=None, checkpoint_every: int = 100,
         resume: bool = False, patience: int | None = None, weight_decay: float = 0.0,
@@ -68,7 +69,8 @@ def fit(model, data: Trajectories, epochs: int = 2000, lr: float = 1e-3,
         observed state through the next ``window − 1`` observed times and matches the states.
     batch_size : int, optional
         Samples (derivative) or windows (rollout) per step; all at once by default.
-    device, dtype : where and in what precision to train.
+    device, dtype : where and in what precision to train; by default where the model's
+        parameters already are (``model.to("cuda")`` then ``fit`` trains on the GPU).
     val_fraction : float
         Fraction of trajectories (not samples) held out for validation.
     seed : int
@@ -103,6 +105,7 @@ def fit(model, data: Trajectories, epochs: int = 2000, lr: float = 1e-3,
     train_idx, val_idx = _split(len(data), val_fraction, seed)
     if hasattr(model, "record_training_states"):
         model.record_training_states(torch.cat([tr.y for tr in data]).to(model.state_range))
+    device = device if device is not None else parameter_placement(model)["device"]
     model.to(device=device, dtype=dtype)
     make = _derivative_batches if loss == "derivative" else _window_batches
     model_width = getattr(model, "observed_dim", getattr(model, "dim", expected))
@@ -135,7 +138,7 @@ def fit(model, data: Trajectories, epochs: int = 2000, lr: float = 1e-3,
     stopped_early = False
     for epoch in bar:
         model.train()
-        order = torch.randperm(n_train, generator=shuffle)
+        order = torch.randperm(n_train, generator=shuffle, device="cpu")
         total = 0.0
         for start in range(0, n_train, size):
             idx = order[start:start + size].to(train[0].device)
@@ -238,7 +241,7 @@ def _rollout_method(model, name):
 
 
 def _split(n, val_fraction, seed):
-    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed), device="cpu")
     n_val = min(n - 1, round(val_fraction * n)) if n > 1 else 0
     return order[n_val:].tolist(), order[:n_val].tolist()
 

@@ -18,10 +18,10 @@ def noisy_irregular():
 def _assert_identical(a: Trajectories, b: Trajectories):
     assert a.state_names == b.state_names and len(a) == len(b)
     for x, y in zip(a, b):
-        assert torch.equal(x.t, y.t) and torch.equal(x.y, y.y)
+        assert torch.equal(x.t.cpu(), y.t.cpu()) and torch.equal(x.y.cpu(), y.y.cpu())
         assert (x.dy is None) == (y.dy is None)
         if x.dy is not None:
-            assert torch.equal(x.dy, y.dy)
+            assert torch.equal(x.dy.cpu(), y.dy.cpu())
 
 
 @pytest.mark.parametrize("suffix", [".csv", ".npz"])

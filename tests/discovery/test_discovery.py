@@ -120,8 +120,8 @@ def test_to_system_matches_sympy_and_integrates_with_gradients():
     exprs = {q: 0.5 * p + q ** 2, p: -9.81 * sympy.sin(q) - 0.1 * p + 2}
     system = Equations(exprs).to_system()
     y = torch.randn(7, 3, 2, dtype=torch.float64)
-    numeric = sympy.lambdify((q, p), list(exprs.values()), "numpy")(*y.numpy().T)
-    expected = torch.stack([torch.as_tensor(v.T) for v in numeric], -1)
+    numeric = sympy.lambdify((q, p), list(exprs.values()), "numpy")(*y.cpu().numpy().T)
+    expected = torch.stack([torch.as_tensor(v.T, device=y.device) for v in numeric], -1)
     torch.testing.assert_close(system(0.0, y), expected, rtol=1e-14, atol=1e-14)
     y0 = torch.tensor([0.3, 0.0], dtype=torch.float64, requires_grad=True)
     ys = pn.solve(system, y0, torch.linspace(0, 1, 5, dtype=torch.float64), method="rk4",

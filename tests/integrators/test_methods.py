@@ -24,6 +24,7 @@ from physnode.integrators.explicit import (
 )
 from physnode.integrators.implicit import BACKWARD_EULER, RADAU_IIA5
 from physnode.integrators.symplectic import GAUSS_LEGENDRE2, GAUSS_LEGENDRE4, GAUSS_LEGENDRE6
+from tests._devices import as_numpy, scipy_field, seeded
 
 FIXED = [name for name, cls in METHODS.items() if not cls.adaptive]
 ADAPTIVE = [name for name, cls in METHODS.items() if cls.adaptive]
@@ -82,9 +83,9 @@ def test_bad_tableau_is_rejected(kwargs, message):
 
 def _pendulum_reference(y0, t_end):
     pend = pn.systems.Pendulum()
-    sol = solve_ivp(lambda _, y: pend(0.0, torch.from_numpy(y)).numpy(), (0, t_end),
-                    y0.numpy(), method="DOP853", rtol=1e-13, atol=1e-14)
-    return torch.from_numpy(sol.y[:, -1])
+    sol = solve_ivp(scipy_field(pend), (0, t_end), as_numpy(y0), method="DOP853", rtol=1e-13,
+                    atol=1e-14)
+    return torch.as_tensor(sol.y[:, -1], device=y0.device)
 
 
 @pytest.mark.parametrize("name", FIXED)
@@ -126,13 +127,17 @@ def _one_step_jacobian(method, system, y, h):
 
 
 SYMPLECTIC = [n for n, cls in METHODS.items() if cls.symplectic]
-J2 = torch.tensor([[0.0, 1.0], [-1.0, 0.0]], dtype=torch.float64)
+
+
+def _j2():
+    return torch.tensor([[0.0, 1.0], [-1.0, 0.0]], dtype=torch.float64)
 
 
 @pytest.mark.parametrize("name", SYMPLECTIC)
 def test_one_step_map_is_symplectic_on_the_pendulum(name):
     M = _one_step_jacobian(name, pn.systems.Pendulum(), torch.tensor([1.3, 0.4],
                                                                      dtype=torch.float64), 0.2)
+    J2 = _j2()
     torch.testing.assert_close(M.T @ J2 @ M, J2, atol=1e-12, rtol=0)
 
 
@@ -150,6 +155,7 @@ def test_gauss_legendre_is_symplectic_for_a_non_separable_hamiltonian(name):
 def test_non_symplectic_methods_fail_the_symplecticity_check(name):
     M = _one_step_jacobian(name, pn.systems.Pendulum(), torch.tensor([1.3, 0.4],
                                                                      dtype=torch.float64), 1.0)
+    J2 = _j2()
     assert (M.T @ J2 @ M - J2).abs().max() > 1e-7
 
 
@@ -232,7 +238,7 @@ def test_batch_shape_and_backward_time(name):
     # Splittings assume a separable field, so they get the undamped spring.
     damping = 0.0 if name in SPLITTINGS else 0.2
     spring = pn.systems.MassSpring(k=1.5, damping=damping)
-    y0 = torch.randn(3, 2, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    y0 = torch.randn(3, 2, 2, dtype=torch.float64, generator=seeded(0))
     t = torch.tensor([1.0, 0.5, 0.0], dtype=torch.float64)    # backwards in time
     sol = pn.solve(spring, y0, t, method=name, dt=0.01, rtol=1e-9, atol=1e-11)
     assert sol.ys.shape == (3, 3, 2, 2)

@@ -7,6 +7,7 @@ from scipy.integrate import solve_ivp
 
 import physnode as pn
 from physnode.integrators.newton import jacobian
+from tests._devices import as_numpy, on_cpu, scipy_field
 
 PROBLEMS = {
     "HIRES": (pn.systems.HIRES, {}, 1e-10),
@@ -26,17 +27,16 @@ def test_radau5_matches_reference_to_6_digits_within_scipy_cost(stiff_reference,
     y0 = torch.tensor(ref["y0"], dtype=torch.float64)
     t = torch.tensor(ref["t_span"], dtype=torch.float64)
     sol = pn.solve(system, y0, t, method="radau5", rtol=RTOL, atol=atol)
-    y_end, y_ref = sol.ys[-1].numpy(), np.array(ref["y_end"])
+    y_end, y_ref = as_numpy(sol.ys[-1]), np.array(ref["y_end"])
     digits = -np.log10(np.abs(y_end - y_ref) / np.abs(y_ref))
     assert digits.min() >= 6, digits
 
-    def f(_, y):
-        return system(0.0, torch.from_numpy(y)).numpy()
-
     def jac(_, y):
-        return jacobian(system, torch.tensor(0.0), torch.from_numpy(y)).numpy()
+        with on_cpu():
+            return jacobian(system, torch.tensor(0.0), torch.from_numpy(y)).numpy()
 
-    scipy = solve_ivp(f, ref["t_span"], ref["y0"], method="Radau", rtol=RTOL, atol=atol, jac=jac)
+    scipy = solve_ivp(scipy_field(system), ref["t_span"], ref["y0"], method="Radau", rtol=RTOL,
+                      atol=atol, jac=jac)
     stats = {k: int(v) for k, v in sol.stats.items()}
     # The budget: scipy's Radau with an exact Jacobian at the same tolerances. Measured
     # (benchmarks/RESULTS.md): f-evaluations within +2%, Jacobians within +9% (ROBER), about

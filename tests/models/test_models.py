@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 import physnode as pn
+from tests._devices import seeded
 
 
 class Scalar(nn.Module):
@@ -23,7 +24,7 @@ class Scalar(nn.Module):
 
 def _states(n=64, seed=0, dim=2):
     return 2 * torch.rand(n, dim, dtype=torch.float64,
-                          generator=torch.Generator().manual_seed(seed)) - 1
+                          generator=seeded(seed)) - 1
 
 
 def _set_damping(model, c):

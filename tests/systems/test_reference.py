@@ -7,6 +7,7 @@ import torch
 from scipy.integrate import solve_ivp
 
 from physnode import IntegrationError, systems
+from tests._devices import as_numpy, scipy_field, seeded
 from tests.conftest import all_reference_systems
 
 SYSTEMS = all_reference_systems()
@@ -14,7 +15,7 @@ SYSTEMS = all_reference_systems()
 
 def _random_states(system, n=16, seed=0):
     return system.sample_initial_states(n, torch.Generator().manual_seed(seed)) \
-        + 0.1 * torch.randn(n, system.dim, generator=torch.Generator().manual_seed(seed + 1),
+        + 0.1 * torch.randn(n, system.dim, generator=seeded(seed + 1),
                             dtype=torch.float64)
 
 
@@ -26,8 +27,8 @@ def test_equations_lambdified_equal_vector_field(system):
     assert list(eqs) == list(system.symbols())
     fn = sympy.lambdify([sympy.Symbol("t", real=True), *system.symbols()], list(eqs.values()),
                         "numpy")
-    expected = np.stack(np.broadcast_arrays(*fn(t, *y.numpy().T)), axis=-1)
-    got = system(torch.tensor(t, dtype=torch.float64), y).numpy()
+    expected = np.stack(np.broadcast_arrays(*fn(t, *as_numpy(y).T)), axis=-1)
+    got = as_numpy(system(torch.tensor(t, dtype=torch.float64), y))
     np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-12)
 
 
@@ -38,9 +39,9 @@ def test_equations_lambdified_equal_vector_field(system):
                                          ("VDPOL_eps", systems.VanDerPol(eps=1e-6))])
 def test_stiff_systems_match_the_test_set_equations(stiff_reference, name, system):
     ref = stiff_reference[name]
-    y = np.abs(_random_states(system).numpy()) + 0.01
+    y = np.abs(as_numpy(_random_states(system))) + 0.01
     expected = np.stack([eval(expr, {"y": y.T}) for expr in ref["rhs"]], axis=-1)
-    got = system(0.0, torch.from_numpy(y)).numpy()
+    got = scipy_field(system)(0.0, y)
     np.testing.assert_allclose(got, expected, rtol=1e-13, atol=1e-13)
     assert tuple(system.reference_y0) == tuple(ref["y0"])
     assert tuple(system.reference_t_span) == tuple(ref["t_span"])
@@ -54,9 +55,9 @@ def test_mass_spring_matches_closed_form(damping):
     t = torch.linspace(0, 6, 31, dtype=torch.float64)
     closed = spring.solution(t, y0)
     for i in range(2):
-        sol = solve_ivp(lambda _, y: spring(0.0, torch.from_numpy(y)).numpy(), (0, 6),
-                        y0[i].numpy(), t_eval=t.numpy(), rtol=1e-12, atol=1e-13, method="DOP853")
-        np.testing.assert_allclose(closed[:, i].numpy(), sol.y.T, atol=1e-9)
+        sol = solve_ivp(scipy_field(spring), (0, 6), as_numpy(y0[i]), t_eval=as_numpy(t),
+                        rtol=1e-12, atol=1e-13, method="DOP853")
+        np.testing.assert_allclose(as_numpy(closed[:, i]), sol.y.T, atol=1e-9)
 
 
 def test_undamped_spring_and_pendulum_conserve_energy_along_closed_form():
@@ -103,9 +104,10 @@ def test_double_pendulum_conserves_energy_under_a_tight_reference_solve():
     dp = systems.DoublePendulum()
     y0 = dp.sample_initial_states(3, torch.Generator().manual_seed(5))
     for start in y0:
-        sol = solve_ivp(lambda _, y: dp(0.0, torch.from_numpy(y)).numpy(), (0, 20),
-                        start.numpy(), rtol=1e-12, atol=1e-12, method="DOP853", dense_output=True)
-        energy = dp.energy(torch.from_numpy(sol.sol(np.linspace(0, 20, 200)).T))
+        sol = solve_ivp(scipy_field(dp), (0, 20), as_numpy(start), rtol=1e-12, atol=1e-12,
+                        method="DOP853", dense_output=True)
+        energy = dp.energy(torch.as_tensor(sol.sol(np.linspace(0, 20, 200)).T,
+                                           device=start.device))
         scale = dp.energy(start).abs() + 1.0
         assert ((energy - energy[0]).abs().max() / scale) < 1e-9
 

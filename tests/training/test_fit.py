@@ -7,6 +7,7 @@ import torch
 import physnode as pn
 from physnode.training.derivatives import local_polynomial_derivative
 from physnode.training.losses import rollout_loss
+from tests._devices import seeded
 
 
 def field_error(model, system, n=400):
@@ -48,7 +49,7 @@ def test_hnn_learns_from_noisy_irregular_samples_with_estimated_derivatives():
 
 def test_local_polynomial_derivative_is_exact_for_quartics_on_irregular_times():
     t = torch.sort(torch.rand(40, dtype=torch.float64,
-                              generator=torch.Generator().manual_seed(0))).values * 3
+                              generator=seeded(0))).values * 3
     y = torch.stack([1 + 2 * t - 0.7 * t ** 2 + 0.1 * t ** 4, t ** 3], -1)
     expected = torch.stack([2 - 1.4 * t + 0.4 * t ** 3, 3 * t ** 2], -1)
     torch.testing.assert_close(local_polynomial_derivative(t, y), expected)
@@ -238,8 +239,9 @@ def test_adaptive_rollout_with_the_adjoint_gives_the_backprop_gradient():
     spring = pn.systems.MassSpring()
     data = pn.data.simulate(spring, n_trajectories=2, t_span=(0, 1), n_points=6, seed=0,
                             irregular=True)
-    t = torch.stack([tr.t[:4] for tr in data]).double()
-    y = torch.stack([tr.y[:4] for tr in data]).double()
+    device = torch.get_default_device()
+    t = torch.stack([tr.t[:4] for tr in data]).double().to(device)
+    y = torch.stack([tr.y[:4] for tr in data]).double().to(device)
     torch.manual_seed(0)
     node = pn.models.NeuralODE(dim=2, hidden=8).double()
     grads = []
