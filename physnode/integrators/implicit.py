@@ -12,14 +12,16 @@ import functools
 import math
 from dataclasses import dataclass
 
+import mpmath
 import numpy as np
 import torch
+from numpy.polynomial import legendre
 
 from .._validation import IntegrationError
 from .base import Integrator
 from .explicit import rms
 from .newton import Newton, jacobian, newton_matrix, newton_solve, stage_residual
-from .tableau import ButcherTableau
+from .tableau import ButcherTableau, collocation_tableau
 
 _S6 = math.sqrt(6.0)
 # Radau IIA of order 5 (Hairer & Wanner, Solving ODEs II, Table IV.5.6).
@@ -30,10 +32,43 @@ RADAU_IIA5 = ButcherTableau(
     b=((16 - _S6) / 36, (16 + _S6) / 36, 1 / 9),
     c=((4 - _S6) / 10, (4 + _S6) / 10, 1.0), order=5)
 BACKWARD_EULER = ButcherTableau(a=((1.0,),), b=(1.0,), c=(1.0,), order=1)
-# Embedded error estimate of RADAU5: err = (γ/h·I − J)⁻¹ (f(y) + Σ e_i Z_i / h), γ the real
-# eigenvalue of A⁻¹ (Hairer & Wanner II, §IV.8, eq. 8.19–8.20).
-_RADAU_GAMMA = 3 + 3 ** (2 / 3) - 3 ** (1 / 3)
-_RADAU_E = ((-13 - 7 * _S6) / 3, (-13 + 7 * _S6) / 3, -1 / 3)
+
+
+def radau_iia_nodes(stages: int) -> list:
+    """Nodes of Radau IIA (40-digit mpmath values): the zeros of ``P_s(2x − 1) − P_{s−1}(2x − 1)``
+    (Legendre polynomials), the last one at 1 (Hairer & Wanner II, §IV.5)."""
+    series = np.zeros(stages + 1)
+    series[-2:] = -1, 1
+    guesses = (np.sort(legendre.legroots(series)) + 1) / 2
+    with mpmath.workdps(40):
+        def radau(x):
+            return mpmath.legendre(stages, 2 * x - 1) - mpmath.legendre(stages - 1, 2 * x - 1)
+        return [mpmath.findroot(radau, float(x)) for x in guesses[:-1]] + [mpmath.mpf(1)]
+
+
+RADAU_IIA9 = collocation_tableau(radau_iia_nodes(5), order=9)
+
+
+@functools.cache
+def radau_error_estimator(tableau: ButcherTableau) -> tuple[float, tuple[float, ...]]:
+    """``γ`` and ``E`` of the embedded error estimate ``(γ/h − J)⁻¹ (f(y) + Σ E_i Z_i / h)``.
+
+    ``γ`` is the real eigenvalue of ``A⁻¹`` (an odd number of stages has exactly one); the
+    estimate is the difference to the embedded formula of order ``s`` that puts the weight
+    ``1/γ`` on ``f(y)`` at the start of the step (Hairer & Wanner II, §IV.8, eq. 8.19–8.20).
+    For three stages this gives RADAU5's ``E = (−13 ∓ 7√6, −1)/3``.
+    """
+    with mpmath.workdps(40):
+        A_inv = mpmath.inverse(mpmath.matrix(tableau.a))
+        gamma = min(mpmath.eig(A_inv, left=False, right=False), key=lambda z: abs(z.imag)).real
+        # Quadrature conditions Σ b̂_i c_i^k + [k = 0]/γ = 1/(k + 1), k < s.
+        s = tableau.stages
+        powers = mpmath.matrix([[mpmath.mpf(ci) ** k for ci in tableau.c] for k in range(s)])
+        b_hat = mpmath.lu_solve(powers, [mpmath.mpf(1) / (k + 1) - (k == 0) / gamma
+                                         for k in range(s)])
+        E = [gamma * sum((b_hat[i] - tableau.b[i]) * A_inv[i, j] for i in range(s))
+             for j in range(s)]
+        return float(gamma), tuple(float(e) for e in E)
 
 
 def _weights_d(tableau: ButcherTableau, dtype, device):
@@ -167,13 +202,11 @@ def collocation_extrapolation(c) -> np.ndarray:
     return np.linalg.solve(vander, values.reshape(s + 1, -1)).reshape(s + 1, s, s)
 
 
-_RADAU_EXTRAPOLATION = collocation_extrapolation(RADAU_IIA5.c)
-
-
 @dataclass(frozen=True)
-class RadauIIA5(Integrator):
-    """Radau IIA of order 5: adaptive, L-stable, stiffly accurate implicit Runge–Kutta (3 stages)
-    for stiff problems, after Hairer & Wanner's RADAU5 (*Solving ODEs II*, §IV.8).
+class RadauIIA(Integrator):
+    """Base of the Radau IIA methods, of order ``2s − 1`` (``s`` stages, odd): adaptive,
+    L-stable, stiffly accurate implicit Runge–Kutta for stiff problems, after Hairer & Wanner's
+    RADAU5 and RADAU (*Solving ODEs II*, §IV.8).
 
     Every batch sample has its own step size, Jacobian (reused across steps while Newton
     converges quickly), LU factorisation (reused while the step size is kept), Newton iteration
@@ -181,10 +214,9 @@ class RadauIIA5(Integrator):
     (Gustafsson) step-size controller.
     """
 
-    name = "radau5"
     adaptive = True
     implicit = True
-    tableau: ButcherTableau = RADAU_IIA5
+    tableau: ButcherTableau = None
     newton: Newton = Newton(max_iter=6)
     safety: float = 0.9
     min_factor: float = 0.2
@@ -194,14 +226,16 @@ class RadauIIA5(Integrator):
 
     @property
     def order(self) -> int:
-        return 5
+        return self.tableau.order
 
     @staticmethod
-    @functools.lru_cache(maxsize=8)
-    def _constants(dtype, device):
-        """Error weights and extrapolation matrices as tensors (cached per dtype/device)."""
-        return (torch.tensor(_RADAU_E, dtype=dtype, device=device),
-                torch.tensor(_RADAU_EXTRAPOLATION, dtype=dtype, device=device))
+    @functools.lru_cache(maxsize=16)
+    def _constants(tableau, dtype, device):
+        """``γ``, the error weights and the extrapolation matrices (cached per method, dtype
+        and device)."""
+        gamma, E = radau_error_estimator(tableau)
+        return (gamma, torch.tensor(E, dtype=dtype, device=device),
+                torch.tensor(collocation_extrapolation(tableau.c), dtype=dtype, device=device))
 
     def _guess(self, cache, h, P):
         """Newton's starting stages from the previous collocation polynomial (zero when none)."""
@@ -242,7 +276,8 @@ class RadauIIA5(Integrator):
             eye = torch.eye(y.shape[1], dtype=y.dtype, device=y.device)
             J, h_s = rows.take(cache["J"]), rows.take(h)
             LU, piv = torch.linalg.lu_factor(newton_matrix(A, h_s, J))
-            LU_e, piv_e = torch.linalg.lu_factor(_RADAU_GAMMA / h_s.unsqueeze(-1) * eye - J)
+            gamma = self._constants(self.tableau, y.dtype, y.device)[0]
+            LU_e, piv_e = torch.linalg.lu_factor(gamma / h_s.unsqueeze(-1) * eye - J)
             for key, value in (("LU", LU), ("pivots", piv), ("LU_e", LU_e),
                                ("pivots_e", piv_e), ("lu_h", h_s[:, 0])):
                 cache[key] = rows.put(cache[key], value)
@@ -261,7 +296,7 @@ class RadauIIA5(Integrator):
             y = y.detach()
             cache = self._refresh(f, t, y, h, cache, jac, info)
             tol = self.newton.tol or max(10 * eps / rtol, min(0.03, rtol ** 0.5))
-            E, P = self._constants(y.dtype, y.device)
+            _, E, P = self._constants(self.tableau, y.dtype, y.device)
             Z0 = self._guess(cache, h[:, 0], P)
             Z, converged, iters, rate, _ = newton_solve(
                 f, t, y, h, A, c, cache["LU"], cache["pivots"], scale_fn(y, y), tol,
@@ -297,14 +332,15 @@ class RadauIIA5(Integrator):
 
     def _factor(self, norm, iters, h, cache, converged):
         """Predictive step-size factor (Gustafsson, as in RADAU5) per sample."""
+        exponent = 1 / (self.tableau.stages + 1)      # the estimate is O(h^(s+1))
         newton_safety = self.safety * (2 * self.newton.max_iter + 1) / (
             2 * self.newton.max_iter + iters.to(norm.dtype))
         err = norm.clamp_min(1e-10)
         have_prev = (cache["h_prev"] != 0) & (cache["err_prev"] > 0)
         predictive = torch.where(
             have_prev, h.abs() / cache["h_prev"].abs().clamp_min(1e-300)
-            * (cache["err_prev"].clamp_min(1e-10) / err).pow(0.25), torch.ones_like(err))
-        factor = newton_safety * predictive.clamp(max=1) * err.pow(-0.25)
+            * (cache["err_prev"].clamp_min(1e-10) / err).pow(exponent), torch.ones_like(err))
+        factor = newton_safety * predictive.clamp(max=1) * err.pow(-exponent)
         accepted = norm <= 1
         factor = torch.where(accepted, factor.clamp(max=self.max_factor),
                              factor.clamp(min=self.min_factor))
@@ -332,3 +368,21 @@ class RadauIIA5(Integrator):
         new["lu_h"] = torch.where(accepted & ~keep | new["recompute"],
                                   torch.full_like(h, math.nan), cache["lu_h"])
         return new
+
+
+@dataclass(frozen=True)
+class RadauIIA5(RadauIIA):
+    """Radau IIA of order 5 (3 stages): the workhorse for stiff problems at moderate
+    tolerances, after Hairer & Wanner's RADAU5."""
+
+    name = "radau5"
+    tableau: ButcherTableau = RADAU_IIA5
+
+
+@dataclass(frozen=True)
+class RadauIIA9(RadauIIA):
+    """Radau IIA of order 9 (5 stages): fewer, larger steps than ``radau5``; its error estimate
+    is of order 5 instead of 3, which pays off from moderate tolerances on."""
+
+    name = "radau9"
+    tableau: ButcherTableau = RADAU_IIA9

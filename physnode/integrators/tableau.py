@@ -9,6 +9,7 @@ import math
 from dataclasses import dataclass
 from functools import cached_property
 
+import mpmath
 import torch
 
 _TOL = 1e-12
@@ -96,3 +97,19 @@ def tableau_from_fractions(a, b, c, order, b_hat=None, error_order=None) -> Butc
     b_error = None if b_hat is None else tuple(float(x) - float(y) for x, y in zip(b, b_hat))
     return ButcherTableau(full, tuple(map(float, b)), tuple(map(float, c)), order, b_error,
                           error_order)
+
+
+def collocation_tableau(nodes, order: int) -> ButcherTableau:
+    """The collocation method with ``nodes`` (numbers or mpmath values): ``a_ij = ∫₀^{c_i} ℓ_j``,
+    ``b_j = ∫₀¹ ℓ_j`` with ``ℓ_j`` the Lagrange polynomials of the nodes (Hairer, Nørsett &
+    Wanner I, §II.7). Solved at 40 digits, so every coefficient is correctly rounded."""
+    with mpmath.workdps(40):
+        c = [mpmath.mpf(x) for x in nodes]
+        powers = mpmath.matrix([[cj ** k for cj in c] for k in range(len(c))])
+
+        def integrals(upper):          # ∫₀^upper ℓ_j for every j, from Σ_j w_j c_j^k = ∫ x^k
+            return mpmath.lu_solve(powers, [upper ** (k + 1) / (k + 1) for k in range(len(c))])
+
+        a = tuple(tuple(float(x) for x in integrals(ci)) for ci in c)
+        b = tuple(float(x) for x in integrals(mpmath.mpf(1)))
+        return ButcherTableau(a, b, tuple(float(x) for x in c), order)

@@ -22,14 +22,20 @@ from physnode.integrators.explicit import (
 from physnode.integrators.explicit import (
     RK4_TABLEAU as RK4,
 )
-from physnode.integrators.implicit import BACKWARD_EULER, RADAU_IIA5
+from physnode.integrators.implicit import (
+    BACKWARD_EULER,
+    RADAU_IIA5,
+    RADAU_IIA9,
+    radau_error_estimator,
+)
 from physnode.integrators.symplectic import GAUSS_LEGENDRE2, GAUSS_LEGENDRE4, GAUSS_LEGENDRE6
 from tests._devices import as_numpy, scipy_field, seeded
 
 FIXED = [name for name, cls in METHODS.items() if not cls.adaptive]
 ADAPTIVE = [name for name, cls in METHODS.items() if cls.adaptive]
 TABLEAUS = {"euler": EULER, "midpoint": MIDPOINT, "rk4": RK4, "dopri5": DOPRI5,
-            "backward_euler": BACKWARD_EULER, "radau5": RADAU_IIA5, "gl2": GAUSS_LEGENDRE2,
+            "backward_euler": BACKWARD_EULER, "radau5": RADAU_IIA5,
+            "radau9": RADAU_IIA9, "gl2": GAUSS_LEGENDRE2,
             "gl4": GAUSS_LEGENDRE4, "gl6": GAUSS_LEGENDRE6}
 
 
@@ -67,6 +73,49 @@ def test_embedded_dopri5_weights_have_order_4():
     for order in range(1, 5):
         np.testing.assert_allclose(conditions[order], 0, atol=1e-14)
     assert np.abs(conditions[5]).max() > 1e-6
+
+
+def _simplifying_residuals(tab, p, eta, zeta):
+    """Largest residuals of Butcher's simplifying assumptions B(p), C(η), D(ζ), which give order
+    p whenever p ≤ η + ζ + 1 and p ≤ 2η + 2 (Hairer, Nørsett & Wanner I, Theorem II.7.4)."""
+    A, b, c = (np.array(x, dtype=float) for x in (tab.a, tab.b, tab.c))
+    B = [b @ c ** (k - 1) - 1 / k for k in range(1, p + 1)]
+    C = [A @ c ** (k - 1) - c ** k / k for k in range(1, eta + 1)]
+    D = [(b * c ** (k - 1)) @ A - b * (1 - c ** k) / k for k in range(1, zeta + 1)]
+    return max(np.abs(B).max(), np.abs(C).max(), np.abs(D).max()), b @ c ** p - 1 / (p + 1)
+
+
+@pytest.mark.parametrize("tab,stages", [(RADAU_IIA5, 3), (RADAU_IIA9, 5)])
+def test_radau_iia_tableaus_have_order_2s_minus_1(tab, stages):
+    residual, next_quadrature = _simplifying_residuals(tab, 2 * stages - 1, stages, stages - 1)
+    assert residual < 1e-14 and abs(next_quadrature) > 1e-6
+    assert tab.c[-1] == 1.0 and tab.b == tab.a[-1]             # stiffly accurate
+
+
+def test_radau_error_estimator_reproduces_radau5_constants():
+    gamma, E = radau_error_estimator(RADAU_IIA5)
+    s6 = math.sqrt(6)
+    assert gamma == pytest.approx(3 + 3 ** (2 / 3) - 3 ** (1 / 3), rel=1e-15)
+    np.testing.assert_allclose(E, np.array([-13 - 7 * s6, -13 + 7 * s6, -1]) / 3, rtol=1e-14)
+
+
+@pytest.mark.parametrize("name,stages", [("radau5", 3), ("radau9", 5)])
+def test_radau_error_estimate_is_of_order_s_plus_1(name, stages):
+    """One step of size h from the same state: the embedded estimate scales as h^(s+1) (fitted
+    over a 32-fold range of h; the next-order terms make the local slopes wander)."""
+    method = METHODS[name](newton=pn.integrators.Newton(max_iter=50, tol=1e-14))
+    pend = pn.systems.Pendulum()
+    y = torch.tensor([[1.2, 0.5]], dtype=torch.float64)
+    t = torch.zeros(1, dtype=torch.float64)
+    steps = [0.4 / 2 ** k for k in range(6)]
+    norms = []
+    for h in steps:
+        cache = method.init_cache(pend, t, y, pend(t, y))
+        _, norm, *_ = method.attempt(pend, t, y, torch.tensor([[h]], dtype=torch.float64), cache,
+                                     lambda a, b: torch.ones_like(a), rtol=1e-12)
+        norms.append(norm.item())
+    slope = np.polyfit(np.log(steps), np.log(norms), 1)[0]
+    assert abs(slope - (stages + 1)) <= 0.3, (slope, norms)
 
 
 @pytest.mark.parametrize("kwargs,message", [
@@ -151,7 +200,7 @@ def test_gauss_legendre_is_symplectic_for_a_non_separable_hamiltonian(name):
     torch.testing.assert_close(M.T @ J4 @ M, J4, atol=1e-11, rtol=0)
 
 
-@pytest.mark.parametrize("name", ["rk4", "dopri5", "backward_euler", "radau5"])
+@pytest.mark.parametrize("name", ["rk4", "dopri5", "backward_euler", "radau5", "radau9"])
 def test_non_symplectic_methods_fail_the_symplecticity_check(name):
     M = _one_step_jacobian(name, pn.systems.Pendulum(), torch.tensor([1.3, 0.4],
                                                                      dtype=torch.float64), 1.0)
@@ -207,7 +256,7 @@ def vdp_with_mu(t, y):
     return torch.stack([v, mu * (1 - x ** 2) * v - x, torch.zeros_like(mu)], -1)
 
 
-@pytest.mark.parametrize("name", ["dopri5", "radau5"])
+@pytest.mark.parametrize("name", ["dopri5", "radau5", "radau9"])
 def test_batch_equals_one_at_a_time(name):
     y0 = torch.tensor([[2.0, 0.0, 0.5], [1.0, 1.0, 3.0], [2.0, 0.0, 10.0], [-1.5, 0.5, 30.0]],
                       dtype=torch.float64)
