@@ -16,18 +16,24 @@ from .controllers import StepSizeController
 from .tableau import ButcherTableau, tableau_from_fractions
 
 
-def axpy(y: torch.Tensor, k: torch.Tensor, h, coefficient: float) -> torch.Tensor:
+def axpy(y: torch.Tensor, k: torch.Tensor, h, coefficient: float,
+         inplace: bool = False) -> torch.Tensor:
     """``y + coefficient · h · k`` in one kernel; ``h`` is a float or a ``(B, 1)`` tensor."""
     if isinstance(h, torch.Tensor):
-        return torch.addcmul(y, k, h, value=coefficient)
-    return torch.add(y, k, alpha=coefficient * h)
+        add = torch.Tensor.addcmul_ if inplace else torch.addcmul
+        return add(y, k, h, value=coefficient)
+    add = torch.Tensor.add_ if inplace else torch.add
+    return add(y, k, alpha=coefficient * h)
 
 
 def combine(y: torch.Tensor, ks, h, weights) -> torch.Tensor:
-    """``y + h Σ_i w_i k_i`` skipping zero weights."""
+    """``y + h Σ_i w_i k_i`` skipping zero weights: one new tensor, then in-place updates of
+    it (autograd-safe, since no term saves the accumulator)."""
+    first = True
     for k, w in zip(ks, weights):
         if w:
-            y = axpy(y, k, h, w)
+            y = axpy(y, k, h, w, inplace=not first)
+            first = False
     return y
 
 

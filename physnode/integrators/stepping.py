@@ -21,7 +21,7 @@ class CountingField:
         self.f, self.batch_size, self.count = f, batch_size, 0
 
     def __call__(self, t, y):
-        self.count += y[..., 0].numel() // self.batch_size
+        self.count += y.numel() // max(1, y.shape[-1] * self.batch_size)
         return self.f(t, y)
 
 
@@ -105,7 +105,9 @@ def integrate_adaptive(method, f, y0, t_out, f0, rtol, atol, max_steps, step_kwa
     cache = method.init_cache(f, t, y, f0)
     work = {k: torch.zeros(B, **long) for k in stats}
     work["nfev"] += 2
+    attempts = 0      # every sample still running has made exactly this many attempts
     while True:
+        attempts += 1
         target = t_out[next_out]
         lands = direction * (t + h - target) >= 0
         h_try = torch.where(lands, target - t, h)
@@ -136,15 +138,16 @@ def integrate_adaptive(method, f, y0, t_out, f0, rtol, atol, max_steps, step_kwa
                 work = {k: v[keep] for k, v in work.items()}
                 cache = {k: v[keep] for k, v in cache.items()}
                 continue
-        _check_progress(t, h, norm, ids, work, stats, max_steps, eps, method.name)
+        _check_progress(t, h, norm, ids, work, stats, attempts > max_steps, max_steps, eps,
+                        method.name)
     return ys, stats
 
 
-def _check_progress(t, h, norm, ids, work, stats, max_steps, eps, name):
-    """Raise for step-size underflow, a state that cannot be made finite, or max_steps."""
+def _check_progress(t, h, norm, ids, work, stats, over_max_steps, max_steps, eps, name):
+    """Raise for step-size underflow, a state that cannot be made finite, or max_steps (which
+    the running samples reach together: each attempt of the loop is one of each of them)."""
     tiny = h.abs() <= 10 * eps * t.abs().clamp_min(1.0)
-    over = work["steps"] + work["rejected"] > max_steps
-    if not bool((tiny | over).any()):
+    if not (over_max_steps or bool(tiny.any())):
         return
     stats = {k: v.index_put((ids,), work[k]) for k, v in stats.items()}
     if bool(tiny.any()):
@@ -155,9 +158,9 @@ def _check_progress(t, h, norm, ids, work, stats, max_steps, eps, name):
         raise _failure(f"step size underflow with {name!r} at batch samples {bad[:10]}: "
                        f"t={first:.6g}, step {float(h[tiny][0].abs()):.3g}; {cause}",
                        stats, bad, first)
-    if bool(over.any()):
-        bad = ids[over].tolist()
-        first = float(t[over][0])
+    if over_max_steps:
+        bad = ids.tolist()
+        first = float(t[0])
         raise _failure(f"max_steps={max_steps} reached with {name!r} at batch samples "
                        f"{bad[:10]}: t={first:.6g}; raise max_steps or use a stiff method",
                        stats, bad, first)
