@@ -39,7 +39,7 @@ def radau_iia_nodes(stages: int) -> list:
     (Legendre polynomials), the last one at 1 (Hairer & Wanner II, §IV.5)."""
     series = np.zeros(stages + 1)
     series[-2:] = -1, 1
-    guesses = (np.sort(legendre.legroots(series)) + 1) / 2
+    guesses = (np.sort(legendre.legroots(series).real) + 1) / 2
     with mpmath.workdps(40):
         def radau(x):
             return mpmath.legendre(stages, 2 * x - 1) - mpmath.legendre(stages - 1, 2 * x - 1)
