@@ -19,7 +19,7 @@ from numpy.polynomial import legendre
 
 from .._validation import IntegrationError
 from .base import Integrator
-from .explicit import rms
+from .explicit import combine, rms
 from .newton import Newton, jacobian, newton_matrix, newton_solve, stage_residual
 from .tableau import ButcherTableau, collocation_tableau
 
@@ -203,15 +203,12 @@ def collocation_extrapolation(c) -> np.ndarray:
 
 
 @dataclass(frozen=True)
-class RadauIIA(Integrator):
-    """Base of the Radau IIA methods, of order ``2s − 1`` (``s`` stages, odd): adaptive,
-    L-stable, stiffly accurate implicit Runge–Kutta for stiff problems, after Hairer & Wanner's
-    RADAU5 and RADAU (*Solving ODEs II*, §IV.8).
-
-    Every batch sample has its own step size, Jacobian (reused across steps while Newton
-    converges quickly), LU factorisation (reused while the step size is kept), Newton iteration
-    started from the previous collocation polynomial, accept/reject decision and predictive
-    (Gustafsson) step-size controller.
+class AdaptiveImplicit(Integrator):
+    """What the adaptive implicit methods share: per sample, a Jacobian reused across steps
+    while Newton converges quickly, LU factors reused while the step size is kept, a Newton
+    tolerance derived from ``rtol``, the accept/reject decision and a predictive (Gustafsson)
+    step-size controller (Hairer & Wanner II, §IV.8). A method supplies its matrices
+    (:meth:`_factorise`), its exponent and :meth:`attempt`.
     """
 
     adaptive = True
@@ -227,6 +224,103 @@ class RadauIIA(Integrator):
     @property
     def order(self) -> int:
         return self.tableau.order
+
+    def init_cache(self, f, t, y, f0):
+        B, n = y.shape
+        zeros = y.new_zeros
+        false = torch.zeros(B, dtype=torch.bool, device=y.device)
+        lu = self._factorise(torch.zeros(B, n, n, dtype=y.dtype, device=y.device),
+                             y.new_ones(B, 1))
+        return {"f0": f0.detach(), "J": zeros(B, n, n), "recompute": ~false,
+                "jac_current": false, "rejected": ~false, "lu_h": zeros(B), "h_prev": zeros(B),
+                "err_prev": zeros(B), **lu, **self._kept(y)}
+
+    def _kept(self, y) -> dict:
+        """Initial per-sample values that :meth:`_next_cache` keeps from accepted steps."""
+        return {}
+
+    def _factorise(self, J, h) -> dict:
+        """LU factors of the method's Newton matrices for ``J (B, n, n)``, ``h (B, 1)``."""
+        raise NotImplementedError
+
+    def _newton_tol(self, rtol, dtype) -> float:
+        eps = torch.finfo(dtype).eps
+        return self.newton.tol or max(10 * eps / rtol, min(0.03, rtol ** 0.5))
+
+    def _refresh(self, f, t, y, h, cache, jac, info):
+        """Recompute flagged Jacobians, and LU factors wherever J or h changed."""
+        cache = dict(cache)
+        recompute = cache["recompute"]
+        if bool(recompute.any()):
+            rows = _Rows(recompute)
+            cache["J"] = rows.put(cache["J"], jacobian(f, rows.take(t), rows.take(y), jac))
+            info["njev"] = recompute.long()
+        stale = recompute | (cache["lu_h"] != h[:, 0])
+        cache["jac_current"] = cache["jac_current"] | recompute
+        if bool(stale.any()):
+            rows = _Rows(stale)
+            h_s = rows.take(h)
+            factors = self._factorise(rows.take(cache["J"]), h_s)
+            for key, value in (*factors.items(), ("lu_h", h_s[:, 0])):
+                cache[key] = rows.put(cache[key], value)
+            info["nlu"] = stale.long()
+        return cache
+
+    def _factor(self, norm, iters, h, cache, converged):
+        """Predictive step-size factor (Gustafsson, as in RADAU5) per sample."""
+        exponent = self.error_exponent
+        newton_safety = self.safety * (2 * self.newton.max_iter + 1) / (
+            2 * self.newton.max_iter + iters.to(norm.dtype))
+        err = norm.clamp_min(1e-10)
+        have_prev = (cache["h_prev"] != 0) & (cache["err_prev"] > 0)
+        predictive = torch.where(
+            have_prev, h.abs() / cache["h_prev"].abs().clamp_min(1e-300)
+            * (cache["err_prev"].clamp_min(1e-10) / err).pow(exponent), torch.ones_like(err))
+        factor = newton_safety * predictive.clamp(max=1) * err.pow(-exponent)
+        accepted = norm <= 1
+        factor = torch.where(accepted, factor.clamp(max=self.max_factor),
+                             factor.clamp(min=self.min_factor))
+        # Small growth keeps h (and the LU factors) unless the Jacobian is refreshed anyway.
+        keep = accepted & (factor < self.keep_step_below)
+        factor = torch.where(keep, torch.ones_like(factor), factor)
+        # Newton failure: refresh a stale Jacobian at the same step first, then halve the step.
+        fail = torch.where(cache["jac_current"], torch.full_like(factor, 0.5),
+                           torch.ones_like(factor))
+        return torch.where(converged, factor, fail), keep
+
+    @staticmethod
+    def _next_cache(cache, accepted, converged, iters, rate, f_new, h, norm, keep, kept=None):
+        slow = (iters > 2) & (rate > 1e-3)
+        new = dict(cache)
+        new["f0"] = f_new
+        new["recompute"] = torch.where(accepted, slow, ~converged & ~cache["jac_current"])
+        # After an accepted step J belongs to the old point.
+        new["jac_current"] = cache["jac_current"] & ~accepted
+        new["rejected"] = ~accepted
+        for key, value in (kept or {}).items():
+            mask = accepted.reshape(-1, *(1,) * (value.ndim - 1))
+            new[key] = torch.where(mask, value, cache[key])
+        new["h_prev"] = torch.where(accepted, h, cache["h_prev"])
+        new["err_prev"] = torch.where(accepted, norm, cache["err_prev"])
+        # A kept step size with an unchanged Jacobian keeps valid LU factors.
+        new["lu_h"] = torch.where(accepted & ~keep | new["recompute"],
+                                  torch.full_like(h, math.nan), cache["lu_h"])
+        return new
+
+
+@dataclass(frozen=True)
+class RadauIIA(AdaptiveImplicit):
+    """Base of the Radau IIA methods, of order ``2s − 1`` (``s`` stages, odd): adaptive,
+    L-stable, stiffly accurate implicit Runge–Kutta for stiff problems, after Hairer & Wanner's
+    RADAU5 and RADAU (*Solving ODEs II*, §IV.8).
+
+    The ``s`` stages are solved together (one ``sn × sn`` LU per sample); Newton starts from
+    the previous step's collocation polynomial.
+    """
+
+    @property
+    def error_exponent(self) -> float:
+        return 1 / (self.tableau.stages + 1)      # the estimate is O(h^(s+1))
 
     @staticmethod
     @functools.lru_cache(maxsize=16)
@@ -246,61 +340,33 @@ class RadauIIA(Integrator):
         L = torch.tensordot(powers, P, dims=1)                              # (B, s, s)
         return L @ cache["Z_prev"]
 
-    def init_cache(self, f, t, y, f0):
-        B, n = y.shape
-        s = self.tableau.stages
-        zeros = y.new_zeros
-        false = torch.zeros(B, dtype=torch.bool, device=y.device)
-        return {"f0": f0.detach(), "J": zeros(B, n, n), "recompute": ~false,
-                "jac_current": false, "rejected": ~false,
-                "LU": zeros(B, s * n, s * n), "pivots": torch.ones(B, s * n, dtype=torch.int32,
-                                                                   device=y.device),
-                "LU_e": zeros(B, n, n), "pivots_e": torch.ones(B, n, dtype=torch.int32,
-                                                               device=y.device),
-                "lu_h": zeros(B), "Z_prev": zeros(B, s, n), "h_prev": zeros(B),
-                "err_prev": zeros(B)}
+    def _kept(self, y):
+        return {"Z_prev": y.new_zeros(y.shape[0], self.tableau.stages, y.shape[1])}
 
-    def _refresh(self, f, t, y, h, cache, jac, info):
-        """Recompute flagged Jacobians, and LU factors wherever J or h changed."""
-        A, _, c, _ = self.tableau.tensors(y.dtype, y.device)
-        cache = dict(cache)
-        recompute = cache["recompute"]
-        if bool(recompute.any()):
-            rows = _Rows(recompute)
-            cache["J"] = rows.put(cache["J"], jacobian(f, rows.take(t), rows.take(y), jac))
-            info["njev"] = recompute.long()
-        stale = recompute | (cache["lu_h"] != h[:, 0])
-        cache["jac_current"] = cache["jac_current"] | recompute
-        if bool(stale.any()):
-            rows = _Rows(stale)
-            eye = torch.eye(y.shape[1], dtype=y.dtype, device=y.device)
-            J, h_s = rows.take(cache["J"]), rows.take(h)
-            LU, piv = torch.linalg.lu_factor(newton_matrix(A, h_s, J))
-            gamma = self._constants(self.tableau, y.dtype, y.device)[0]
-            LU_e, piv_e = torch.linalg.lu_factor(gamma / h_s.unsqueeze(-1) * eye - J)
-            for key, value in (("LU", LU), ("pivots", piv), ("LU_e", LU_e),
-                               ("pivots_e", piv_e), ("lu_h", h_s[:, 0])):
-                cache[key] = rows.put(cache[key], value)
-            info["nlu"] = stale.long()
-        return cache
+    def _factorise(self, J, h):
+        """``I − h (A ⊗ J)`` for the stages, ``γ/h − J`` for the error estimate."""
+        A, _, _, _ = self.tableau.tensors(J.dtype, J.device)
+        gamma = self._constants(self.tableau, J.dtype, J.device)[0]
+        eye = torch.eye(J.shape[-1], dtype=J.dtype, device=J.device)
+        LU, pivots = torch.linalg.lu_factor(newton_matrix(A, h, J))
+        LU_e, pivots_e = torch.linalg.lu_factor(gamma / h.unsqueeze(-1) * eye - J)
+        return {"LU": LU, "pivots": pivots, "LU_e": LU_e, "pivots_e": pivots_e}
 
     def attempt(self, f, t, y, h, cache, scale_fn, *, rtol, jac=None, needs_grad=False):
         """One step attempt per sample; see :meth:`Dopri5.attempt`."""
         B, n = y.shape
         A, _, c, _ = self.tableau.tensors(y.dtype, y.device)
-        eps = torch.finfo(y.dtype).eps
         long_zeros = torch.zeros(B, dtype=torch.long, device=y.device)
         info = {"nfev": long_zeros, "njev": long_zeros, "nlu": long_zeros}
         y_in = y
         with torch.no_grad():
             y = y.detach()
             cache = self._refresh(f, t, y, h, cache, jac, info)
-            tol = self.newton.tol or max(10 * eps / rtol, min(0.03, rtol ** 0.5))
             _, E, P = self._constants(self.tableau, y.dtype, y.device)
             Z0 = self._guess(cache, h[:, 0], P)
             Z, converged, iters, rate, _ = newton_solve(
-                f, t, y, h, A, c, cache["LU"], cache["pivots"], scale_fn(y, y), tol,
-                self.newton.max_iter, Z0=Z0)
+                f, t, y, h, A, c, cache["LU"], cache["pivots"], scale_fn(y, y),
+                self._newton_tol(rtol, y.dtype), self.newton.max_iter, Z0=Z0)
             info["nfev"] = iters * self.tableau.stages
             y_new = y + Z[:, -1]
             # Error estimate filtered through (γ/h − J)⁻¹ so stiff components are not
@@ -327,47 +393,8 @@ class RadauIIA(Integrator):
             info["nfev"] = info["nfev"] + accepted
         if needs_grad:
             y_new = y_in + implicit_function_correction(f, t, y_in, h, A, c, Z, jac)[:, -1]
-        return y_new, norm, self._next_cache(cache, accepted, converged, iters, rate, f_new, Z,
-                                             h[:, 0], norm, keep), factor, info
-
-    def _factor(self, norm, iters, h, cache, converged):
-        """Predictive step-size factor (Gustafsson, as in RADAU5) per sample."""
-        exponent = 1 / (self.tableau.stages + 1)      # the estimate is O(h^(s+1))
-        newton_safety = self.safety * (2 * self.newton.max_iter + 1) / (
-            2 * self.newton.max_iter + iters.to(norm.dtype))
-        err = norm.clamp_min(1e-10)
-        have_prev = (cache["h_prev"] != 0) & (cache["err_prev"] > 0)
-        predictive = torch.where(
-            have_prev, h.abs() / cache["h_prev"].abs().clamp_min(1e-300)
-            * (cache["err_prev"].clamp_min(1e-10) / err).pow(exponent), torch.ones_like(err))
-        factor = newton_safety * predictive.clamp(max=1) * err.pow(-exponent)
-        accepted = norm <= 1
-        factor = torch.where(accepted, factor.clamp(max=self.max_factor),
-                             factor.clamp(min=self.min_factor))
-        # Small growth keeps h (and the LU factors) unless the Jacobian is refreshed anyway.
-        keep = accepted & (factor < self.keep_step_below)
-        factor = torch.where(keep, torch.ones_like(factor), factor)
-        # Newton failure: refresh a stale Jacobian at the same step first, then halve the step.
-        fail = torch.where(cache["jac_current"], torch.full_like(factor, 0.5),
-                           torch.ones_like(factor))
-        return torch.where(converged, factor, fail), keep
-
-    @staticmethod
-    def _next_cache(cache, accepted, converged, iters, rate, f_new, Z, h, norm, keep):
-        slow = (iters > 2) & (rate > 1e-3)
-        new = dict(cache)
-        new["f0"] = f_new
-        new["recompute"] = torch.where(accepted, slow, ~converged & ~cache["jac_current"])
-        # After an accepted step J belongs to the old point.
-        new["jac_current"] = cache["jac_current"] & ~accepted
-        new["rejected"] = ~accepted
-        new["Z_prev"] = torch.where(accepted[:, None, None], Z, cache["Z_prev"])
-        new["h_prev"] = torch.where(accepted, h, cache["h_prev"])
-        new["err_prev"] = torch.where(accepted, norm, cache["err_prev"])
-        # A kept step size with an unchanged Jacobian keeps valid LU factors.
-        new["lu_h"] = torch.where(accepted & ~keep | new["recompute"],
-                                  torch.full_like(h, math.nan), cache["lu_h"])
-        return new
+        return y_new, norm, self._next_cache(cache, accepted, converged, iters, rate, f_new,
+                                             h[:, 0], norm, keep, {"Z_prev": Z}), factor, info
 
 
 @dataclass(frozen=True)
@@ -386,3 +413,112 @@ class RadauIIA9(RadauIIA):
 
     name = "radau9"
     tableau: ButcherTableau = RADAU_IIA9
+
+
+_G = 0.26
+# Kværnø's ESDIRK 5(4), γ = 0.26: A. Kværnø, "Singly diagonally implicit Runge–Kutta methods
+# with an explicit first stage", BIT 44 (2004) 489–502. Stiffly accurate: the solution is the
+# last stage, the embedded order-4 solution the one before.
+_KVAERNO5_A = (
+    (0.0,),
+    (_G, _G),
+    (0.13, 0.84033320996790809, _G),
+    (0.22371961478320505, 0.47675532319799699, -0.06470895363112615, _G),
+    (0.16648564323248321, 0.10450018841591720, 0.03631482272098715, -0.13090704451073998, _G),
+    (0.13855640231268224, 0.0, -0.04245337201752043, 0.02446657898003141, 0.61943039072480676,
+     _G),
+    (0.13659751177640291, 0.0, -0.05496908796538376, -0.04118626728321046, 0.62993304899016403,
+     0.06962479448202728, _G),
+)
+KVAERNO5 = ButcherTableau(
+    a=tuple(row + (0.0,) * (7 - len(row)) for row in _KVAERNO5_A), b=_KVAERNO5_A[-1],
+    c=tuple(math.fsum(row) for row in _KVAERNO5_A), order=5,
+    b_error=tuple(b - b_hat for b, b_hat in zip(_KVAERNO5_A[-1], _KVAERNO5_A[-2] + (0.0,))),
+    error_order=4)
+
+
+@dataclass(frozen=True)
+class Kvaerno5(AdaptiveImplicit):
+    """Kværnø's ESDIRK 5(4): adaptive, L-stable, stiffly accurate, 7 stages (the first explicit)
+    solved one after another, each with the same ``n × n`` matrix ``I − hγJ``.
+
+    Against ``radau5`` it trades more (cheaper) Newton solves for an LU ``s²`` times smaller:
+    the better choice for large systems (neural-network fields with many state components).
+    Stage ``i`` starts Newton from stage ``i − 1``; its derivative is taken as
+    ``(z_i − base_i)/(hγ)``, not a new evaluation, which keeps Newton's error out of the stiff
+    components (Hairer & Wanner II, §IV.8). The error is the difference of the last two stages.
+    """
+
+    name = "kvaerno5"
+    tableau: ButcherTableau = KVAERNO5
+
+    @property
+    def error_exponent(self) -> float:
+        return 1 / (self.tableau.error_order + 1)
+
+    @property
+    def gamma(self) -> float:
+        return self.tableau.a[-1][-1]
+
+    def _factorise(self, J, h):
+        LU, pivots = torch.linalg.lu_factor(newton_matrix(self._diagonal(J), h, J))
+        return {"LU": LU, "pivots": pivots}
+
+    def _diagonal(self, like):
+        return torch.full((1, 1), self.gamma, dtype=like.dtype, device=like.device)
+
+    def _stages(self, y, h, k0, solve_stage):
+        """Run the stages; ``solve_stage(i, base, k_prev)`` returns stage ``i``'s increment
+        ``(B, n)``. Returns the last two stage values and the last stage derivative."""
+        ks, z, z_prev = [k0], y, y
+        for i in range(1, self.tableau.stages):
+            base = combine(y, ks, h, self.tableau.a[i][:i])
+            Z = solve_stage(i, base, ks[-1])
+            z_prev, z = z, base + Z
+            ks.append(Z / (self.gamma * h))
+        return z, z_prev, ks[-1]
+
+    def attempt(self, f, t, y, h, cache, scale_fn, *, rtol, jac=None, needs_grad=False):
+        """One step attempt per sample; see :meth:`Dopri5.attempt`."""
+        B, n = y.shape
+        _, _, c, _ = self.tableau.tensors(y.dtype, y.device)
+        diagonal = self._diagonal(y)
+        long_zeros = torch.zeros(B, dtype=torch.long, device=y.device)
+        info = {"nfev": long_zeros, "njev": long_zeros, "nlu": long_zeros}
+        found = {}
+        with torch.no_grad():
+            y_d = y.detach()
+            cache = self._refresh(f, t, y_d, h, cache, jac, info)
+            tol, scale = self._newton_tol(rtol, y.dtype), scale_fn(y_d, y_d)
+            converged = torch.ones(B, dtype=torch.bool, device=y.device)
+            iters, rate = long_zeros, y.new_zeros(B)
+
+            def newton_stage(i, base, k_prev):
+                nonlocal converged, iters, rate
+                # Start from the previous stage's derivative: Z = hγ f(z_i) ≈ hγ k_{i−1}.
+                Z, ok, k, r, _ = newton_solve(
+                    f, t, base, h, diagonal, c[i:i + 1], cache["LU"], cache["pivots"], scale,
+                    tol, self.newton.max_iter, Z0=(self.gamma * h * k_prev).unsqueeze(-2))
+                converged, iters = converged & ok, torch.maximum(iters, k)
+                rate = rate + r / (self.tableau.stages - 1)         # the mean over stages
+                info["nfev"] = info["nfev"] + k
+                found[i] = Z
+                return Z[:, 0]
+
+            y_new, y_hat, k_last = self._stages(y_d, h, cache["f0"], newton_stage)
+            norm = rms((y_new - y_hat) / scale_fn(y_d, y_new))
+            norm = torch.where(converged & torch.isfinite(norm), norm,
+                               torch.full_like(norm, math.inf))
+            accepted = norm <= 1
+            factor, keep = self._factor(norm, iters, h[:, 0], cache, converged)
+            # Stiffly accurate: the last stage's derivative is f at the new point.
+            f_new = torch.where(accepted.unsqueeze(-1), k_last, cache["f0"])
+        if needs_grad:
+            # Implicit-function-theorem derivative of every stage, through the stage bases.
+            def corrected_stage(i, base, _):
+                return implicit_function_correction(f, t, base, h, diagonal, c[i:i + 1],
+                                                    found[i], jac)[:, 0]
+
+            y_new, _, _ = self._stages(y, h, f(t, y), corrected_stage)
+        return y_new, norm, self._next_cache(cache, accepted, converged, iters, rate, f_new,
+                                             h[:, 0], norm, keep), factor, info

@@ -24,6 +24,7 @@ from physnode.integrators.explicit import (
 )
 from physnode.integrators.implicit import (
     BACKWARD_EULER,
+    KVAERNO5,
     RADAU_IIA5,
     RADAU_IIA9,
     radau_error_estimator,
@@ -35,7 +36,7 @@ FIXED = [name for name, cls in METHODS.items() if not cls.adaptive]
 ADAPTIVE = [name for name, cls in METHODS.items() if cls.adaptive]
 TABLEAUS = {"euler": EULER, "midpoint": MIDPOINT, "rk4": RK4, "dopri5": DOPRI5,
             "backward_euler": BACKWARD_EULER, "radau5": RADAU_IIA5,
-            "radau9": RADAU_IIA9, "gl2": GAUSS_LEGENDRE2,
+            "radau9": RADAU_IIA9, "kvaerno5": KVAERNO5, "gl2": GAUSS_LEGENDRE2,
             "gl4": GAUSS_LEGENDRE4, "gl6": GAUSS_LEGENDRE6}
 
 
@@ -65,10 +66,11 @@ def test_tableau_satisfies_order_conditions_up_to_its_order(name):
         assert np.abs(conditions[tab.order + 1]).max() > 1e-6
 
 
-def test_embedded_dopri5_weights_have_order_4():
+@pytest.mark.parametrize("tab", [DOPRI5, KVAERNO5], ids=["dopri5", "kvaerno5"])
+def test_embedded_weights_have_order_4(tab):
     from physnode.integrators.tableau import ButcherTableau
-    hat = tuple(b - e for b, e in zip(DOPRI5.b, DOPRI5.b_error))
-    embedded = ButcherTableau(DOPRI5.a, hat, DOPRI5.c, order=4)
+    hat = tuple(b - e for b, e in zip(tab.b, tab.b_error))
+    embedded = ButcherTableau(tab.a, hat, tab.c, order=4)
     conditions = _order_conditions(embedded)
     for order in range(1, 5):
         np.testing.assert_allclose(conditions[order], 0, atol=1e-14)
@@ -200,7 +202,8 @@ def test_gauss_legendre_is_symplectic_for_a_non_separable_hamiltonian(name):
     torch.testing.assert_close(M.T @ J4 @ M, J4, atol=1e-11, rtol=0)
 
 
-@pytest.mark.parametrize("name", ["rk4", "dopri5", "backward_euler", "radau5", "radau9"])
+@pytest.mark.parametrize("name", ["rk4", "dopri5", "backward_euler", "radau5", "radau9",
+                                  "kvaerno5"])
 def test_non_symplectic_methods_fail_the_symplecticity_check(name):
     M = _one_step_jacobian(name, pn.systems.Pendulum(), torch.tensor([1.3, 0.4],
                                                                      dtype=torch.float64), 1.0)
@@ -256,7 +259,7 @@ def vdp_with_mu(t, y):
     return torch.stack([v, mu * (1 - x ** 2) * v - x, torch.zeros_like(mu)], -1)
 
 
-@pytest.mark.parametrize("name", ["dopri5", "radau5", "radau9"])
+@pytest.mark.parametrize("name", ["dopri5", "radau5", "radau9", "kvaerno5"])
 def test_batch_equals_one_at_a_time(name):
     y0 = torch.tensor([[2.0, 0.0, 0.5], [1.0, 1.0, 3.0], [2.0, 0.0, 10.0], [-1.5, 0.5, 30.0]],
                       dtype=torch.float64)

@@ -19,9 +19,9 @@ PROBLEMS = {
 RTOL = 1e-8
 
 
-@pytest.mark.parametrize("method", ["radau5", "radau9"])
+@pytest.mark.parametrize("method", ["radau5", "radau9", "kvaerno5"])
 @pytest.mark.parametrize("name", list(PROBLEMS))
-def test_radau_matches_reference_to_6_digits_within_scipy_cost(stiff_reference, name, method):
+def test_matches_reference_to_6_digits_within_scipy_cost(stiff_reference, name, method):
     cls, kwargs, atol = PROBLEMS[name]
     system = cls(**kwargs)
     ref = stiff_reference[name]
@@ -43,8 +43,13 @@ def test_radau_matches_reference_to_6_digits_within_scipy_cost(stiff_reference, 
     # (benchmarks/RESULTS.md): radau5 within +2% of its f-evaluations, +9% of its Jacobians
     # (ROBER), about half its LU factorisations, fewer steps; radau9 at most 60% of its
     # f-evaluations, 75% of its Jacobians, half its LU factorisations, a quarter of its steps.
-    assert stats["nfev"] <= 1.05 * scipy.nfev, (stats, scipy.nfev)
-    assert stats["njev"] <= 1.10 * scipy.njev, (stats, scipy.njev)
+    #
+    # kvaerno5 solves its 7 stages one after another with an n × n LU: more evaluations and
+    # Jacobians than scipy's Radau (measured 0.9–1.6× the f-evaluations, 2× the Jacobians),
+    # far cheaper linear algebra on large systems. Its budget is that measurement.
+    nfev, njev = (1.7, 2.5) if method == "kvaerno5" else (1.05, 1.10)
+    assert stats["nfev"] <= nfev * scipy.nfev, (stats, scipy.nfev)
+    assert stats["njev"] <= njev * scipy.njev, (stats, scipy.njev)
     assert stats["nlu"] <= scipy.nlu, (stats, scipy.nlu)
     assert stats["steps"] <= 1.05 * (len(scipy.t) - 1), (stats, len(scipy.t) - 1)
 
