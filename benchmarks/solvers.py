@@ -288,7 +288,6 @@ def main(argv=None):
                         help="problems solved by scipy per batch; the time is scaled linearly")
     parser.add_argument("--out", default=None, help="write the figures as JSON here")
     args = parser.parse_args(argv)
-    torch.set_num_threads(max(1, torch.get_num_threads()))
     batches = args.batches or ([16, 64] if args.quick else [64, 256, 1024, 4096])
     scipy_max = 16 if args.quick else args.scipy_max
     print(f"machine: {platform.processor() or platform.machine()}, "

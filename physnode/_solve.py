@@ -84,8 +84,9 @@ def solve(f, y0: torch.Tensor, t, method="rk4", dt: float | None = None, rtol: f
         A name from ``physnode.integrators.METHODS`` — explicit ``"euler"``, ``"midpoint"``,
         ``"rk4"``, ``"dopri5"``; symplectic ``"symplectic_euler"``, ``"leapfrog"``,
         ``"yoshida4"``, ``"yoshida6"``, ``"implicit_midpoint"``, ``"gauss_legendre4"``,
-        ``"gauss_legendre6"``; implicit ``"backward_euler"``, ``"radau5"`` — or an
-        integrator object.
+        ``"gauss_legendre6"``; implicit ``"backward_euler"``, and the adaptive stiff
+        ``"radau5"``, ``"radau9"`` (Radau IIA of orders 5 and 9) and ``"kvaerno5"`` (ESDIRK,
+        best for large systems) — or an integrator object.
     dt : float, optional
         Step size of fixed-step methods: each output interval is split into
         ``ceil(Δt/dt)`` equal steps. Without it, one step per output interval.
