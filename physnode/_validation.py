@@ -120,3 +120,96 @@ def check_times(name: str, t: torch.Tensor, *, minimum: int = 1) -> torch.Tensor
             raise ValueError(f"`{name}` must be strictly monotonic; got t[{i}]={t[i].item()} "
                              f"followed by t[{i + 1}]={t[i + 1].item()}")
     return t
+
+
+def check_names(name: str, value, count: int | None = None) -> tuple[str, ...]:
+    """Distinct state names: a sequence of strings (not one string), ``count`` of them if given."""
+    if isinstance(value, str) or not isinstance(value, Sequence):
+        raise TypeError(f"`{name}` must be a sequence of strings, one per state; "
+                        f"got {type(value).__name__}")
+    names = tuple(value)
+    for i, item in enumerate(names):
+        if not isinstance(item, str):
+            raise TypeError(f"`{name}[{i}]` must be a string; got {type(item).__name__}")
+    if len(set(names)) != len(names):
+        twice = next(n for n in names if names.count(n) > 1)
+        raise ValueError(f"`{name}` must be distinct; got {twice!r} twice in {names}")
+    if count is not None and len(names) != count:
+        raise ValueError(f"`{name}` must have {count} names, one per state; "
+                         f"got {len(names)}: {names}")
+    return names
+
+
+def check_real_array(name: str, value):
+    """Real numbers as a float64 numpy array: a numpy array, a torch tensor (any device) or a
+    nested list. Tensors are detached and copied to the CPU."""
+    import numpy as np
+
+    if isinstance(value, torch.Tensor):
+        if value.is_complex() or value.dtype == torch.bool:
+            raise TypeError(f"`{name}` must hold real numbers; got a tensor of dtype {value.dtype}")
+        return value.detach().to("cpu", torch.float64).numpy()
+    try:
+        array = np.asarray(value)
+    except (TypeError, ValueError):  # ragged nested lists
+        array = None
+    if array is None or array.dtype.kind not in "iuf":
+        got = type(value).__name__
+        if isinstance(value, np.ndarray):
+            got += f" of dtype {value.dtype}"
+        raise TypeError(f"`{name}` must be an array of real numbers (numpy array, torch tensor "
+                        f"or list); got {got}")
+    return array.astype(np.float64)
+
+
+def derivative_of(name: str) -> str | None:
+    """The state whose derivative column ``name`` is (``'dx/dt'`` -> ``'x'``), else None."""
+    import re
+
+    match = re.fullmatch(r"d(.+)/dt", name)
+    return match.group(1) if match else None
+
+
+def check_columns(columns):
+    """A ``columns=`` mapping ``{name: column}`` of :func:`physnode.data.load`.
+
+    A column is a 0-based index (int) or a header label (str). ``'t'`` is required,
+    ``'trajectory'`` optional, ``'d<state>/dt'`` the derivative of a named state (all states or
+    none), every other name a state, in mapping order.
+
+    Returns ``(t, trajectory, states, derivatives)``: the columns of time and trajectory ids
+    (None when absent), ``{state: column}`` and ``{state: column}`` of derivatives or None.
+    """
+    import numbers
+    from collections.abc import Mapping
+
+    if not isinstance(columns, Mapping):
+        raise TypeError(f"`columns` must be a mapping {{name: column}}, e.g. "
+                        f"{{'t': 0, 'x': 1}}; got {type(columns).__name__}")
+    for key, column in columns.items():
+        if not isinstance(key, str) or not key:
+            raise TypeError(f"`columns` keys must be non-empty names (str); got {key!r}")
+        if isinstance(column, bool) or not isinstance(column, (numbers.Integral, str)):
+            raise TypeError(f"`columns[{key!r}]` must be a 0-based column index (int) or a "
+                            f"header label (str); got {column!r} ({type(column).__name__})")
+        if isinstance(column, numbers.Integral) and column < 0:
+            raise ValueError(f"`columns[{key!r}]` must be a 0-based column index, at least 0; "
+                             f"got {column}")
+    columns = {k: (int(c) if isinstance(c, numbers.Integral) else c) for k, c in columns.items()}
+    if "t" not in columns:
+        raise ValueError(f"`columns` must name the time column 't'; got {columns}")
+    derivatives = {derivative_of(k): c for k, c in columns.items() if derivative_of(k)}
+    states = {k: c for k, c in columns.items()
+              if k not in ("t", "trajectory") and not derivative_of(k)}
+    if not states:
+        raise ValueError(f"`columns` must name at least one state besides 't', 'trajectory' and "
+                         f"derivatives 'd<state>/dt'; got {columns}")
+    for state in derivatives:
+        if state not in states:
+            raise ValueError(f"`columns` names 'd{state}/dt' but no state {state!r}; "
+                             f"derivatives need their state, got {columns}")
+    missing = [f"d{s}/dt" for s in states if s not in derivatives]
+    if derivatives and missing:
+        raise ValueError(f"`columns` must give a derivative column for every state or for none; "
+                         f"missing {missing[0]!r}")
+    return columns["t"], columns.get("trajectory"), states, (derivatives or None)

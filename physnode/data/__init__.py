@@ -1,7 +1,9 @@
-"""Trajectory data: containers, simulation and CSV/NPZ input and output."""
+"""Trajectory data: containers, simulation, CSV/NPZ input and output, and reading recordings
+from text tables, arrays and DataFrames."""
 
-from .io import load, save
+from .io import from_arrays, from_dataframe, load, save
 from .simulate import simulate
 from .trajectories import Trajectories, Trajectory
 
-__all__ = ["Trajectory", "Trajectories", "simulate", "load", "save"]
+__all__ = ["Trajectory", "Trajectories", "simulate", "load", "save", "from_arrays",
+           "from_dataframe"]

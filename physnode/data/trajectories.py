@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .._validation import check_tensor
+from .._validation import check_names, check_tensor
 
 
 @dataclass(frozen=True)
@@ -49,8 +49,9 @@ class Trajectories(Sequence):
     ----------
     trajectories : sequence of Trajectory
         Each with its own time array; all of the same state width.
-    state_names : sequence of str
-        One name per state coordinate.
+    state_names : sequence of str, optional
+        One distinct name per state coordinate. Default: ``("x0", "x1", ...)``, as many as the
+        trajectories have states (none when there are no trajectories).
 
     Examples
     --------
@@ -60,18 +61,34 @@ class Trajectories(Sequence):
     >>> data = Trajectories([tr, tr], state_names=("q", "p"))
     >>> len(data), data.dim, data[1].y.shape
     (2, 2, torch.Size([5, 2]))
+    >>> Trajectories([tr]).state_names
+    ('x0', 'x1')
     """
 
-    def __init__(self, trajectories: Sequence[Trajectory], state_names: Sequence[str]):
+    def __init__(self, trajectories: Sequence[Trajectory],
+                 state_names: Sequence[str] | None = None):
         self._items = list(trajectories)
-        self.state_names = tuple(state_names)
         for i, tr in enumerate(self._items):
             if not isinstance(tr, Trajectory):
                 raise TypeError(f"`trajectories[{i}]` must be a Trajectory; "
                                 f"got {type(tr).__name__}")
+        if state_names is None:
+            width = self._items[0].y.shape[1] if self._items else 0
+            for i, tr in enumerate(self._items):
+                if tr.y.shape[1] != width:
+                    raise ValueError(f"`trajectories[{i}]` has {tr.y.shape[1]} states but "
+                                     f"`trajectories[0]` has {width}; expected one state width")
+            state_names = self.default_names(width)
+        self.state_names = check_names("state_names", state_names)
+        for i, tr in enumerate(self._items):
             if tr.y.shape[1] != len(self.state_names):
                 raise ValueError(f"`trajectories[{i}]` has {tr.y.shape[1]} states but "
                                  f"`state_names` has {len(self.state_names)}: {self.state_names}")
+
+    @staticmethod
+    def default_names(dim: int) -> tuple[str, ...]:
+        """The state names used when none are given: ``("x0", ..., "x{dim-1}")``."""
+        return tuple(f"x{i}" for i in range(dim))
 
     @property
     def dim(self) -> int:

@@ -137,8 +137,9 @@ def test_load_rejects_bad_npz(tmp_path):
 def test_load_missing_file_and_bad_suffix(tmp_path):
     with pytest.raises(FileNotFoundError, match=r"^no trajectory file at '.*nope.csv'$"):
         pn.data.load(tmp_path / "nope.csv")
-    with pytest.raises(ValueError, match=r"^`path` must end in .csv or .npz; got '.*x.txt'$"):
-        pn.data.load(tmp_path / "x.txt")
+    with pytest.raises(ValueError, match=r"^`path` must end in .csv, .npz, .txt, .dat or .tsv; "
+                                         r"got '.*x\.xyz'$"):
+        pn.data.load(tmp_path / "x.xyz")
 
 
 def test_failed_write_leaves_the_old_file_intact(tmp_path, noisy_irregular, monkeypatch):
