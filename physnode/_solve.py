@@ -22,7 +22,7 @@ from .integrators.adjoint import (
     solve_reversible_adjoint,
     solve_torchdiffeq_adjoint,
 )
-from .integrators.stepping import integrate_adaptive, integrate_fixed
+from .integrators.stepping import RowTime, integrate_adaptive, integrate_fixed
 
 
 @dataclass(frozen=True)
@@ -150,14 +150,16 @@ def solve(f, y0: torch.Tensor, t, method="rk4", dt: float | None = None, rtol: f
 
     batch_shape = y0.shape[:-1]
     y = y0.reshape(-1, y0.shape[-1])
-    f0 = f(t[0].expand(y.shape[0]) if integrator.adaptive else t[0], y)
+    user_f, f = f, RowTime(f)
+    jac = None if jac is None else RowTime(jac)
+    f0 = f(t[0], y)
     if not isinstance(f0, torch.Tensor) or f0.shape != y.shape:
         got = tuple(f0.shape) if isinstance(f0, torch.Tensor) else type(f0).__name__
         raise ValueError(f"`f` must return dy/dt with the shape of y {tuple(y.shape)}; "
                          f"got {got}")
     needs_grad = bool(f0.requires_grad)
     if adjoint:
-        params = adjoint_parameters(f, f0, y0)
+        params = adjoint_parameters(user_f, f0, y0)
         if integrator.name in TORCHDIFFEQ:
             ys = solve_torchdiffeq_adjoint(integrator, f, y, t, dt, rtol, atol, params)
         else:

@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from .._validation import check_state
+from ..systems.base import sample_times
 
 FORMAT = "physnode.equations/1"
 
@@ -214,7 +215,7 @@ class EquationSystem(nn.Module):
     def forward(self, t, y: torch.Tensor) -> torch.Tensor:
         check_state("y", y, self.dim, "these equations", self.state_names)
         columns = y.unbind(-1)
-        t = torch.as_tensor(t, dtype=y.dtype, device=y.device)
+        t = sample_times(t, y)[..., 0]
         out = [torch.as_tensor(f(t, *columns), dtype=y.dtype, device=y.device)
                .expand(y.shape[:-1]) for f in self._functions]
         return torch.stack(out, dim=-1)

@@ -93,7 +93,7 @@ def _solve_on(model, y0, t, method, substeps):
     # Integration error only moves the sample locations; the derivatives are exact there.
     with torch.no_grad():
         ys = solve(model, y0, t, method=method, dt=(t[1] - t[0]).item() / substeps).ys
-    times = t.reshape(-1, *([1] * (ys.ndim - 2))).expand(ys.shape[:-1])
+    times = t.reshape(-1, *([1] * (ys.ndim - 1))).expand(*ys.shape[:-1], 1)
     # Regenerated data lives on the CPU, like observed data, whatever the model's device.
     return tuple(x.cpu() for x in (t, *_field(model, times, ys)))
 

@@ -243,9 +243,14 @@ class AdaptiveImplicit(Integrator):
         """LU factors of the method's Newton matrices for ``J (B, n, n)``, ``h (B, 1)``."""
         raise NotImplementedError
 
+    @staticmethod
+    def _roundoff(rtol, dtype) -> float:
+        """The weighted size of an increment at round-off: it stops Newton whatever the
+        contraction rate (an exact starting guess gives two round-off increments, rate ≈ 1)."""
+        return 10 * torch.finfo(dtype).eps / rtol
+
     def _newton_tol(self, rtol, dtype) -> float:
-        eps = torch.finfo(dtype).eps
-        return self.newton.tol or max(10 * eps / rtol, min(0.03, rtol ** 0.5))
+        return self.newton.tol or max(self._roundoff(rtol, dtype), min(0.03, rtol ** 0.5))
 
     def _refresh(self, f, t, y, h, cache, jac, info):
         """Recompute flagged Jacobians, and LU factors wherever J or h changed."""
@@ -366,7 +371,8 @@ class RadauIIA(AdaptiveImplicit):
             Z0 = self._guess(cache, h[:, 0], P)
             Z, converged, iters, rate, _ = newton_solve(
                 f, t, y, h, A, c, cache["LU"], cache["pivots"], scale_fn(y, y),
-                self._newton_tol(rtol, y.dtype), self.newton.max_iter, Z0=Z0)
+                self._newton_tol(rtol, y.dtype), self.newton.max_iter, Z0=Z0,
+                floor=self._roundoff(rtol, y.dtype))
             info["nfev"] = iters * self.tableau.stages
             y_new = y + Z[:, -1]
             # Error estimate filtered through (γ/h − J)⁻¹ so stiff components are not
@@ -498,7 +504,8 @@ class Kvaerno5(AdaptiveImplicit):
                 # Start from the previous stage's derivative: Z = hγ f(z_i) ≈ hγ k_{i−1}.
                 Z, ok, k, r, _ = newton_solve(
                     f, t, base, h, diagonal, c[i:i + 1], cache["LU"], cache["pivots"], scale,
-                    tol, self.newton.max_iter, Z0=(self.gamma * h * k_prev).unsqueeze(-2))
+                    tol, self.newton.max_iter, Z0=(self.gamma * h * k_prev).unsqueeze(-2),
+                    floor=self._roundoff(rtol, y.dtype))
                 converged, iters = converged & ok, torch.maximum(iters, k)
                 rate = rate + r / (self.tableau.stages - 1)         # the mean over stages
                 info["nfev"] = info["nfev"] + k

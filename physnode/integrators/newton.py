@@ -29,7 +29,10 @@ def jacobian(f, t, y: torch.Tensor, jac=None) -> torch.Tensor:
     with torch.enable_grad():
         y_in = y.detach().requires_grad_(True)
         fy = f(t, y_in)
-        rows = [torch.autograd.grad(fy[..., i].sum(), y_in, retain_graph=i < n - 1)[0]
+        if not fy.requires_grad:           # f does not depend on y
+            return y.new_zeros((*y.shape, n))
+        rows = [torch.autograd.grad(fy[..., i].sum(), y_in, retain_graph=i < n - 1,
+                                    allow_unused=True, materialize_grads=True)[0]
                 for i in range(n)]
     return torch.stack(rows, dim=-2).detach()
 

@@ -14,6 +14,25 @@ from .._validation import IntegrationError
 from .controllers import initial_step
 
 
+class RowTime:
+    """``f`` under :func:`physnode.solve`'s time convention: whatever the method, ``f``
+    receives the time of every sample as a tensor of shape ``(*y.shape[:-1], 1)``, which
+    broadcasts against ``y`` row by row (never along the state axis).
+
+    Integrators call it with a 0-d time (every sample at the same time), a per-sample time
+    ``(B,)`` for states ``(B, n)``, or per-stage times ``(B, s)`` for stage states
+    ``(B, s, n)``.
+    """
+
+    def __init__(self, f):
+        self.f = f
+
+    def __call__(self, t, y):
+        if t.ndim:
+            t = t.unsqueeze(-1)
+        return self.f(t.expand(*y.shape[:-1], 1), y)
+
+
 class CountingField:
     """Wraps ``f`` and counts evaluations per batch sample (stage batches count once each)."""
 

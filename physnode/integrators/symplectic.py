@@ -38,7 +38,9 @@ class Splitting(Integrator):
     Hamiltonians.
 
     The final kick's force is evaluated at the new positions; with a separable ``H`` it equals
-    the next step's first force, so it is cached (first same as last).
+    the next step's first force, so it is cached (first same as last). Time advances in the
+    drifts: kicks take the time at which they act, drifts the middle of their interval, which
+    keeps the order for time-dependent separable fields ``q̇(p, t)``, ``ṗ(q, t)``.
     """
 
     symplectic = True
@@ -61,7 +63,9 @@ class Splitting(Integrator):
                     force = f(time, torch.cat([q, p], -1))[..., dof:]
                 p = torch.add(p, force, alpha=b * h)
             if i < len(self.drifts):
-                velocity = f(time, torch.cat([q, p], -1))[..., :dof]
+                # A time-dependent velocity is taken at the middle of the drift: the drift
+                # stays symmetric, so compositions keep their order.
+                velocity = f(time + self.drifts[i] * h / 2, torch.cat([q, p], -1))[..., :dof]
                 q = torch.add(q, velocity, alpha=self.drifts[i] * h)
                 time = time + self.drifts[i] * h
                 force = None

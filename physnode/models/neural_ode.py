@@ -6,6 +6,7 @@ from __future__ import annotations
 import torch
 
 from .._validation import check_int, check_state
+from ..systems.base import sample_times
 from .base import PhysicsModel, check_architecture, mlp
 
 
@@ -19,7 +20,8 @@ class NeuralODE(PhysicsModel):
     hidden, layers : int
         Width and number of hidden layers.
     time_dependent : bool
-        Feed ``t`` to the network as an extra input.
+        Feed ``t`` to the network as an extra input: a scalar, or one time per sample of
+        shape ``(*batch, 1)`` as :func:`physnode.solve` passes it.
     augment : int
         Extra state dimensions (augmented Neural ODE): the model integrates states of width
         ``dim + augment``; :meth:`augment_state` pads observed states with zeros.
@@ -61,8 +63,7 @@ class NeuralODE(PhysicsModel):
     def forward(self, t, y: torch.Tensor) -> torch.Tensor:
         check_state("y", y, self.dim, "NeuralODE", self.state_names)
         if self.time_dependent:
-            time = torch.as_tensor(t, dtype=y.dtype, device=y.device)
-            y = torch.cat([y, time.expand(y.shape[:-1]).unsqueeze(-1)], -1)
+            y = torch.cat([y, sample_times(t, y)], -1)
         return self.net(y)
 
     def augment_state(self, y: torch.Tensor) -> torch.Tensor:

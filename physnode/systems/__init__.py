@@ -1,15 +1,18 @@
 """What is integrated: vector fields with no learning (DESIGN: systems/)."""
 
-from .base import ReferenceSystem, System
+from .base import ReferenceSystem, System, sample_times
 from .hamiltonian import HamiltonianSystem, SeparableHamiltonian
 from .lagrangian import LagrangianSystem
 from .reference import (
     HIRES,
     REFERENCE_SYSTEMS,
+    CoupledSprings,
     DoublePendulum,
     Duffing,
     HenonHeiles,
     Kepler,
+    Lorenz,
+    LotkaVolterra,
     MassSpring,
     Oregonator,
     Pendulum,
@@ -17,6 +20,7 @@ from .reference import (
     VanDerPol,
 )
 
-__all__ = ["System", "ReferenceSystem", "HamiltonianSystem", "SeparableHamiltonian",
+__all__ = ["System", "ReferenceSystem", "sample_times", "HamiltonianSystem", "SeparableHamiltonian",
            "LagrangianSystem", "Pendulum", "MassSpring", "Duffing", "DoublePendulum", "Kepler",
-           "HenonHeiles", "VanDerPol", "Robertson", "HIRES", "Oregonator", "REFERENCE_SYSTEMS"]
+           "HenonHeiles", "VanDerPol", "Robertson", "HIRES", "Oregonator", "LotkaVolterra",
+           "Lorenz", "CoupledSprings", "REFERENCE_SYSTEMS"]

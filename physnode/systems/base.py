@@ -23,14 +23,42 @@ def _uniform(n, dim, generator, dtype):
     return u.to(torch.get_default_device())
 
 
+def sample_times(t, y: torch.Tensor) -> torch.Tensor:
+    """The time of every sample of ``y`` as a tensor of shape ``(*batch, 1)``.
+
+    ``t`` is a number, a 0-d tensor (one time for every sample) or a tensor of shape
+    ``(*batch, 1)`` (the convention of :func:`physnode.solve`: it broadcasts against
+    ``y (*batch, dim)`` row by row). A vector field that computes per-sample columns of shape
+    ``(*batch,)`` takes ``sample_times(t, y)[..., 0]``. Any other shape is refused: a time of
+    shape ``(batch,)`` would broadcast along the state axis.
+
+    Examples
+    --------
+    >>> import torch
+    >>> sample_times(0.5, torch.zeros(3, 2)).shape
+    torch.Size([3, 1])
+    """
+    real = y.real.dtype if y.is_complex() else y.dtype
+    t = torch.as_tensor(t, dtype=real, device=y.device)
+    if t.ndim and (t.shape[-1] != 1 or t.ndim > y.ndim):
+        raise ValueError(f"`t` must be a scalar or have shape (*batch, 1) for states of shape "
+                         f"{tuple(y.shape)}; got shape {tuple(t.shape)}")
+    try:
+        return t.expand(*y.shape[:-1], 1)
+    except RuntimeError:
+        raise ValueError(f"`t` must be a scalar or have shape (*batch, 1) for states of shape "
+                         f"{tuple(y.shape)}; got shape {tuple(t.shape)}") from None
+
+
 @runtime_checkable
 class System(Protocol):
     """Anything that can be integrated by :func:`physnode.solve`.
 
-    ``__call__(t, y)`` maps a time (scalar tensor, or a tensor of shape ``batch`` in adaptive
-    solves) and states ``(*batch, dim)`` to derivatives of the same shape. ``dim`` is the
-    state width and ``state_names`` names each state coordinate. ``energy(y) -> (*batch,)`` is
-    optional.
+    ``__call__(t, y)`` maps a time and states ``(*batch, dim)`` to derivatives of the same
+    shape. Inside :func:`physnode.solve` the time has the shape ``(*batch, 1)`` — every
+    sample's own time, broadcasting against ``y`` row by row — whatever the method; called
+    directly, a scalar is accepted too (see :func:`sample_times`). ``dim`` is the state width
+    and ``state_names`` names each state coordinate. ``energy(y) -> (*batch,)`` is optional.
     """
 
     dim: int

@@ -15,7 +15,7 @@ import sympy
 import torch
 
 from .._validation import check_real
-from .base import ReferenceSystem, _uniform
+from .base import ReferenceSystem, _uniform, sample_times
 
 
 def _split(y):
@@ -172,7 +172,7 @@ class Duffing(ReferenceSystem):
         q, p = y[..., 0], y[..., 1]
         pdot = -self.delta * p - self.alpha * q - self.beta * q ** 3
         if self.gamma:
-            pdot = pdot + self.gamma * torch.cos(self.omega * torch.as_tensor(t, dtype=y.dtype))
+            pdot = pdot + self.gamma * torch.cos(self.omega * sample_times(t, y)[..., 0])
         return torch.stack([p, pdot], dim=-1)
 
     def energy(self, y):
@@ -465,8 +465,224 @@ class Oregonator(ReferenceSystem):
         return self._terms(*y)
 
 
+def _times(c: float, expr):
+    """``c * expr`` as SymPy, leaving out a unit factor so equations read cleanly."""
+    return expr if c == 1 else sympy.Float(c) * expr
+
+
+class LotkaVolterra(ReferenceSystem):
+    """Lotka–Volterra predator–prey model, ``y = (x, y)`` with prey ``x`` and predator ``y``:
+    ``ẋ = α x − β x y``, ``ẏ = δ x y − γ y``.
+
+    Not a mechanical system: :meth:`energy` is the conserved quantity
+    ``V = δ x − γ ln x + β y − α ln y`` (constant along every orbit, smallest at the
+    equilibrium ``(γ/δ, α/β)``), not an energy, and is defined for ``x, y > 0``. Orbits are
+    closed curves around the equilibrium.
+    Initial states: ``x ∈ [1.5, 2.5]·γ/δ``, ``y ∈ [0.8, 1.2]·α/β`` (defaults: ``x ∈ [6, 10]``,
+    ``y ∈ [2, 3]``), so no start is at the equilibrium and orbits are visibly nonlinear; with
+    the default parameters they stay above ``x ≈ 0.9``, ``y ≈ 1``.
+
+    Examples
+    --------
+    >>> import torch, physnode as pn
+    >>> lv = pn.systems.LotkaVolterra()
+    >>> lv(0.0, torch.tensor([8.0, 2.0]))
+    tensor([1.6000, 0.8000])
+    >>> lv(0.0, torch.tensor(lv.equilibrium))
+    tensor([0., 0.])
+    >>> lv.equations()
+    {x: -0.4*x*y + x, y: 0.1*x*y - 0.4*y}
+    """
+
+    state_names = ("x", "y")
+
+    def __init__(self, alpha: float = 1.0, beta: float = 0.4, delta: float = 0.1,
+                 gamma: float = 0.4):
+        self.alpha = self._positive("alpha", alpha)
+        self.beta = self._positive("beta", beta)
+        self.delta = self._positive("delta", delta)
+        self.gamma = self._positive("gamma", gamma)
+
+    @property
+    def equilibrium(self) -> tuple[float, float]:
+        """The coexistence fixed point ``(γ/δ, α/β)``."""
+        return (self.gamma / self.delta, self.alpha / self.beta)
+
+    @property
+    def initial_box(self):
+        x_eq, y_eq = self.equilibrium
+        return {"x": (1.5 * x_eq, 2.5 * x_eq), "y": (0.8 * y_eq, 1.2 * y_eq)}
+
+    def rhs(self, t, y):
+        x, yy = y[..., 0], y[..., 1]
+        return torch.stack([x * (self.alpha - self.beta * yy),
+                            yy * (self.delta * x - self.gamma)], dim=-1)
+
+    def energy(self, y):
+        """The conserved quantity ``δ x − γ ln x + β y − α ln y`` (not a mechanical
+        energy); shape ``(*batch,)``, NaN where ``x`` or ``y`` is not positive."""
+        self._check_state(y)
+        x, yy = y[..., 0], y[..., 1]
+        return (self.delta * x - self.gamma * torch.log(x)
+                + self.beta * yy - self.alpha * torch.log(yy))
+
+    def _sympy_rhs(self, t, x, y):
+        return (_times(self.alpha, x) - _times(self.beta, x * y),
+                _times(self.delta, x * y) - _times(self.gamma, y))
+
+
+class Lorenz(ReferenceSystem):
+    """Lorenz system, ``y = (x, y, z)``: ``ẋ = σ (y − x)``, ``ẏ = x (ρ − z) − y``,
+    ``ż = x y − β z``; chaotic for the classical ``σ = 10, ρ = 28, β = 8/3``.
+
+    Dissipative, with no energy: the divergence of the field is ``−(σ + 1 + β)`` everywhere,
+    so phase-space volumes contract by ``exp(−(σ + 1 + β) t)``. Nearby orbits separate at the
+    largest Lyapunov exponent (≈ 0.906 for the classical parameters), so only short horizons
+    are predictable. Initial states: ``x, y ∈ [−10, 10]``, ``z ∈ [15, 35]``, on and near the
+    classical attractor.
+
+    Examples
+    --------
+    >>> import torch, physnode as pn
+    >>> pn.systems.Lorenz()(0.0, torch.tensor([1.0, 2.0, 20.0]))
+    tensor([ 10.0000,   6.0000, -51.3333])
+    >>> pn.systems.Lorenz(beta=2.0).equations()
+    {x: -10.0*x + 10.0*y, y: x*(28.0 - z) - y, z: x*y - 2.0*z}
+    """
+
+    state_names = ("x", "y", "z")
+    initial_box = {"x": (-10.0, 10.0), "y": (-10.0, 10.0), "z": (15.0, 35.0)}
+
+    def __init__(self, sigma: float = 10.0, rho: float = 28.0, beta: float = 8 / 3):
+        self.sigma = self._positive("sigma", sigma)
+        self.rho = self._positive("rho", rho)
+        self.beta = self._positive("beta", beta)
+
+    def rhs(self, t, y):
+        x, yy, z = y.unbind(-1)
+        return torch.stack([self.sigma * (yy - x), x * (self.rho - z) - yy,
+                            x * yy - self.beta * z], dim=-1)
+
+    def _sympy_rhs(self, t, x, y, z):
+        F = sympy.Float
+        return F(self.sigma) * (y - x), x * (F(self.rho) - z) - y, x * y - F(self.beta) * z
+
+
+class CoupledSprings(ReferenceSystem):
+    """Two masses on a line between two walls, wall–``k1``–``m1``–``k2``–``m2``–``k3``–wall,
+    ``y = (q1, q2, p1, p2)`` with displacements from equilibrium ``q`` and ``p = m q̇``.
+
+    ``H = p1²/(2 m1) + p2²/(2 m2) + k1 q1²/2 + k2 (q2 − q1)²/2 + k3 q2²/2`` (separable);
+    damping ``c`` adds ``−c q̇ᵢ`` to each ``ṗᵢ``, so ``dH/dt = −c (q̇1² + q̇2²)``. Undamped,
+    the motion is a superposition of two normal modes with angular frequencies
+    :attr:`frequencies`; :meth:`solution` gives it in closed form.
+    Initial states: ``q ∈ [−1, 1]``, ``q̇ ∈ [−1, 1]``.
+
+    Examples
+    --------
+    >>> import torch, physnode as pn
+    >>> cs = pn.systems.CoupledSprings()
+    >>> cs(0.0, torch.tensor([1.0, 0.0, 0.0, 1.0]))
+    tensor([ 0.,  1., -2.,  1.])
+    >>> cs.frequencies      # sqrt(k/m) in phase, sqrt(3 k/m) in antiphase
+    (1.0, 1.7320508075688772)
+    """
+
+    state_names = ("q1", "q2", "p1", "p2")
+    hamiltonian = True
+
+    def __init__(self, k1: float = 1.0, k2: float = 1.0, k3: float = 1.0, m1: float = 1.0,
+                 m2: float = 1.0, damping: float = 0.0):
+        self.k1 = self._positive("k1", k1)
+        self.k2 = self._positive("k2", k2)
+        self.k3 = self._positive("k3", k3)
+        self.m1 = self._positive("m1", m1)
+        self.m2 = self._positive("m2", m2)
+        self.damping = self._nonnegative("damping", damping)
+        self.separable = self.damping == 0
+
+    @property
+    def initial_box(self):
+        return {"q1": (-1.0, 1.0), "q2": (-1.0, 1.0), "p1": (-self.m1, self.m1),
+                "p2": (-self.m2, self.m2)}
+
+    def _modes(self):
+        """Eigen-decomposition of ``M^{-1/2} K M^{-1/2} = [[a, b], [b, d]]`` by one Jacobi
+        rotation: ``(ω1, ω2)`` and the rotation ``(cos θ, sin θ)`` whose columns
+        ``(cos θ, sin θ)`` and ``(−sin θ, cos θ)`` are the mass-weighted mode shapes."""
+        a = (self.k1 + self.k2) / self.m1
+        d = (self.k2 + self.k3) / self.m2
+        b = -self.k2 / math.sqrt(self.m1 * self.m2)
+        theta = 0.5 * math.atan2(2 * b, a - d)
+        c, s = math.cos(theta), math.sin(theta)
+        lam1 = a * c * c + 2 * b * s * c + d * s * s
+        lam2 = a * s * s - 2 * b * s * c + d * c * c
+        return math.sqrt(lam1), math.sqrt(lam2), c, s
+
+    @property
+    def frequencies(self) -> tuple[float, float]:
+        """Undamped normal-mode angular frequencies ``(ω_low, ω_high)``: the square roots of
+        the eigenvalues of ``M⁻¹ K`` with ``K = [[k1 + k2, −k2], [−k2, k2 + k3]]``."""
+        w1, w2, _, _ = self._modes()
+        return (min(w1, w2), max(w1, w2))
+
+    def rhs(self, t, y):
+        q1, q2, p1, p2 = y.unbind(-1)
+        v1, v2 = p1 / self.m1, p2 / self.m2
+        stretch = q2 - q1
+        p1dot = -self.k1 * q1 + self.k2 * stretch - self.damping * v1
+        p2dot = -self.k2 * stretch - self.k3 * q2 - self.damping * v2
+        return torch.stack([v1, v2, p1dot, p2dot], dim=-1)
+
+    def energy(self, y):
+        """Total energy, zero at rest at equilibrium; shape ``(*batch,)``."""
+        self._check_state(y)
+        q1, q2, p1, p2 = y.unbind(-1)
+        return (p1 ** 2 / (2 * self.m1) + p2 ** 2 / (2 * self.m2)
+                + 0.5 * (self.k1 * q1 ** 2 + self.k2 * (q2 - q1) ** 2 + self.k3 * q2 ** 2))
+
+    def solution(self, t: torch.Tensor, y0: torch.Tensor) -> torch.Tensor:
+        """Closed-form undamped solution from ``y0`` (``(*batch, 4)``) at times ``t``
+        (``(n,)``) as a sum of the two normal modes; returns ``(n, *batch, 4)``.
+
+        In mass-weighted coordinates ``x = M^{1/2} q`` the motion is ``ẍ = −A x`` with
+        ``A = M^{-1/2} K M^{-1/2}``; each mode ``j`` of ``A`` oscillates as
+        ``aⱼ cos ωⱼt + (bⱼ/ωⱼ) sin ωⱼt``. Raises ``ValueError`` when ``damping > 0``.
+        """
+        if self.damping:
+            raise ValueError(f"CoupledSprings.solution is the undamped closed form; it needs "
+                             f"`damping` 0, got {self.damping}")
+        self._check_state(y0)
+        w1, w2, c, s = self._modes()
+        r1, r2 = math.sqrt(self.m1), math.sqrt(self.m2)
+        t = t.reshape((-1,) + (1,) * (y0.ndim - 1)).to(y0)
+        x1, x2 = r1 * y0[..., 0], r2 * y0[..., 1]              # mass-weighted positions
+        u1, u2 = y0[..., 2] / r1, y0[..., 3] / r2              # and velocities
+        a = (c * x1 + s * x2, -s * x1 + c * x2)                # modal amplitudes
+        b = (c * u1 + s * u2, -s * u1 + c * u2)
+        modes = []
+        for aj, bj, w in zip(a, b, (w1, w2)):
+            cos, sin = torch.cos(w * t), torch.sin(w * t)
+            modes.append((aj * cos + bj / w * sin, bj * cos - aj * w * sin))
+        (z1, dz1), (z2, dz2) = modes
+        x1, x2 = c * z1 - s * z2, s * z1 + c * z2
+        u1, u2 = c * dz1 - s * dz2, s * dz1 + c * dz2
+        return torch.stack([x1 / r1, x2 / r2, r1 * u1, r2 * u2], dim=-1)
+
+    def _sympy_rhs(self, t, q1, q2, p1, p2):
+        F = sympy.Float
+        v1 = p1 / F(self.m1) if self.m1 != 1 else p1
+        v2 = p2 / F(self.m2) if self.m2 != 1 else p2
+        p1dot = -_times(self.k1, q1) + _times(self.k2, q2 - q1)
+        p2dot = -_times(self.k2, q2 - q1) - _times(self.k3, q2)
+        if self.damping:
+            p1dot -= F(self.damping) * v1
+            p2dot -= F(self.damping) * v2
+        return v1, v2, p1dot, p2dot
+
+
 REFERENCE_SYSTEMS = {cls.__name__.lower(): cls for cls in (
     Pendulum, MassSpring, Duffing, DoublePendulum, Kepler, HenonHeiles, VanDerPol, Robertson,
-    HIRES, Oregonator)}
+    HIRES, Oregonator, LotkaVolterra, Lorenz, CoupledSprings)}
 
 __all__ = [cls.__name__ for cls in REFERENCE_SYSTEMS.values()] + ["REFERENCE_SYSTEMS"]
