@@ -22,6 +22,7 @@ from .integrators.adjoint import (
     solve_reversible_adjoint,
     solve_torchdiffeq_adjoint,
 )
+from .integrators.base import real_dtype
 from .integrators.stepping import RowTime, integrate_adaptive, integrate_fixed
 
 
@@ -71,12 +72,21 @@ def solve(f, y0: torch.Tensor, t, method="rk4", dt: float | None = None, rtol: f
     Parameters
     ----------
     f : callable
-        ``f(t, y) -> dy/dt`` on states ``(*batch, dim)``. ``t`` is a scalar tensor for
-        fixed-step methods and a tensor broadcastable to the batch shape for adaptive and
-        implicit ones.
+        ``f(t, y) -> dy/dt`` on states ``(*batch, dim)``. **Time convention:** with every
+        method, ``t`` is a real tensor of shape ``(*batch, 1)`` holding each sample's own
+        time (adaptive methods give every sample its own step, so the times differ), which
+        broadcasts against ``y`` row by row: ``-t * y``, ``torch.cos(t) * y`` and
+        ``torch.cat([y, t], -1)`` mean the same for every method and batch shape. A field that
+        computes per-sample columns of shape ``(*batch,)`` takes ``t[..., 0]``
+        (:func:`physnode.systems.sample_times` also accepts a scalar, for direct calls).
+        Implicit methods evaluate all their stages at once, with ``y`` of shape
+        ``(*batch, stages, dim)`` and ``t`` of shape ``(*batch, stages, 1)``.
     y0 : torch.Tensor
-        Initial states ``(*batch, dim)``; the solve runs on its device and dtype. Symplectic
-        methods take ``concat(q, p)``.
+        Initial states ``(*batch, dim)``; the solve runs on its device and dtype. Complex
+        states (``complex64``/``complex128``) work with the explicit and implicit methods:
+        times, steps and error norms are real (norms of magnitudes), Newton and its LU are
+        complex, and the Jacobian is the complex derivative of a holomorphic ``f`` (pass
+        ``jac`` otherwise). Symplectic methods take real ``concat(q, p)``.
     t : torch.Tensor or sequence of float
         Output times, strictly monotonic (increasing or decreasing); ``t[0]`` is the time of
         ``y0``.
@@ -95,8 +105,8 @@ def solve(f, y0: torch.Tensor, t, method="rk4", dt: float | None = None, rtol: f
     max_steps : int
         Attempted steps per sample before :class:`physnode.IntegrationError`.
     jac : callable, optional
-        ``jac(t, y) -> (*batch, dim, dim)``, the Jacobian ``∂f/∂y`` for implicit methods;
-        by default it comes from autograd.
+        ``jac(t, y) -> (*batch, dim, dim)``, the Jacobian ``∂f/∂y`` for implicit methods, with
+        ``t`` as for ``f``; by default it comes from autograd.
     adjoint : bool
         Gradients in O(1) memory in the number of steps: torchdiffeq's continuous adjoint for
         the explicit methods, an exact reversible adjoint for the symmetric symplectic ones
@@ -132,8 +142,8 @@ def solve(f, y0: torch.Tensor, t, method="rk4", dt: float | None = None, rtol: f
     if y0.ndim == 0:
         raise ValueError(f"`y0` must have shape (*batch, dim); got shape {tuple(y0.shape)}")
     if not isinstance(t, torch.Tensor):
-        t = torch.as_tensor(t, dtype=y0.dtype)
-    t = check_times("t", t.to(device=y0.device, dtype=y0.dtype))
+        t = torch.as_tensor(t, dtype=real_dtype(y0.dtype))
+    t = check_times("t", t.to(device=y0.device, dtype=real_dtype(y0.dtype)))
     if dt is not None:
         dt = check_real("dt", dt, positive=True)
     rtol = check_real("rtol", rtol, positive=True)
@@ -141,6 +151,11 @@ def solve(f, y0: torch.Tensor, t, method="rk4", dt: float | None = None, rtol: f
     max_steps = check_int("max_steps", max_steps, minimum=1)
     if jac is not None and not callable(jac):
         raise TypeError(f"`jac` must be callable; got {type(jac).__name__}")
+    if y0.is_complex() and (integrator.symplectic or adjoint):
+        why = (f"the symplectic method {integrator.name!r} works on real (q, p)"
+               if integrator.symplectic else "`adjoint=True` works on real states")
+        raise TypeError(f"`y0` must be real: {why}; got {y0.dtype} (integrate the real and "
+                        f"imaginary parts as a real state of twice the width)")
     if integrator.symplectic:
         check_even_state("y0", y0, integrator.name)
     if adjoint and integrator.name not in TORCHDIFFEQ + REVERSIBLE:

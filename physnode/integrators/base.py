@@ -5,6 +5,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
+import torch
+
+_REAL = {torch.complex32: torch.float16, torch.complex64: torch.float32,
+         torch.complex128: torch.float64}
+
+
+def real_dtype(dtype: torch.dtype) -> torch.dtype:
+    """The real dtype of times, step sizes, error norms and method coefficients for states of
+    ``dtype`` (``float64`` for ``complex128``; a real dtype is its own)."""
+    return _REAL.get(dtype, dtype)
+
 
 @dataclass(frozen=True)
 class Integrator:

@@ -49,16 +49,19 @@ def initial_step(f, t0, y0, f0, order: int, rtol: float, atol: float,
                  direction: float) -> torch.Tensor:
     """Starting step per sample (Hairer, Nørsett & Wanner I, §II.4, algorithm of p. 169).
 
-    ``y0`` and ``f0`` are ``(B, n)``; returns ``(B,)`` positive sizes (multiply by direction).
+    ``y0`` and ``f0`` are ``(B, n)`` (real or complex); returns ``(B,)`` positive sizes
+    (multiply by direction).
     """
+    from .explicit import rms
+
     with torch.no_grad():
         scale = atol + rtol * y0.abs()
-        d0 = (y0 / scale).pow(2).mean(-1).sqrt()
-        d1 = (f0 / scale).pow(2).mean(-1).sqrt()
+        d0 = rms(y0 / scale)
+        d1 = rms(f0 / scale)
         h0 = torch.where((d0 < 1e-5) | (d1 < 1e-5), torch.full_like(d0, 1e-6), 0.01 * d0 / d1)
         y1 = y0 + direction * h0.unsqueeze(-1) * f0
         f1 = f(t0 + direction * h0, y1)
-        d2 = ((f1 - f0) / scale).pow(2).mean(-1).sqrt() / h0
+        d2 = rms((f1 - f0) / scale) / h0
         big = torch.maximum(d1, d2)
         h1 = torch.where(big <= 1e-15, torch.maximum(torch.full_like(h0, 1e-6), h0 * 1e-3),
                          (0.01 / big.clamp_min(1e-300)).pow(1.0 / (order + 1)))

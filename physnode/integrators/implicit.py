@@ -18,7 +18,7 @@ import torch
 from numpy.polynomial import legendre
 
 from .._validation import IntegrationError
-from .base import Integrator
+from .base import Integrator, real_dtype
 from .explicit import combine, rms
 from .newton import Newton, jacobian, newton_matrix, newton_solve, stage_residual
 from .tableau import ButcherTableau, collocation_tableau
@@ -117,11 +117,12 @@ class ImplicitRungeKutta(Integrator):
              depth=0):
         """One step of size ``h`` (float) for ``y (B, n)`` at scalar time ``t``."""
         B, n = y.shape
-        A, _, c, _ = self.tableau.tensors(y.dtype, y.device)
+        real = real_dtype(y.dtype)
+        A, _, c, _ = self.tableau.tensors(real, y.device)
         t_b = t.expand(B) if isinstance(t, torch.Tensor) else torch.full(
-            (B,), float(t), dtype=y.dtype, device=y.device)
-        h_b = torch.full((B, 1), h, dtype=y.dtype, device=y.device)
-        eps = torch.finfo(y.dtype).eps
+            (B,), float(t), dtype=real, device=y.device)
+        h_b = torch.full((B, 1), h, dtype=real, device=y.device)
+        eps = torch.finfo(real).eps
         with torch.no_grad():
             J = jacobian(f, t_b, y, jac)
             LU, pivots = torch.linalg.lu_factor(newton_matrix(A, h_b, J))
@@ -134,7 +135,7 @@ class ImplicitRungeKutta(Integrator):
             stats["nlu"] += 1
         if needs_grad:
             Z = implicit_function_correction(f, t_b, y, h_b, A, c, Z, jac)
-        y_new = y + _weights_d(self.tableau, y.dtype, y.device) @ Z
+        y_new = y + _weights_d(self.tableau, real, y.device).to(y.dtype) @ Z
         if bool(converged.all()):
             return y_new, None
         if depth >= self.max_splits:
@@ -227,13 +228,12 @@ class AdaptiveImplicit(Integrator):
 
     def init_cache(self, f, t, y, f0):
         B, n = y.shape
-        zeros = y.new_zeros
+        real = t.new_zeros                 # times, step sizes and norms are real
         false = torch.zeros(B, dtype=torch.bool, device=y.device)
-        lu = self._factorise(torch.zeros(B, n, n, dtype=y.dtype, device=y.device),
-                             y.new_ones(B, 1))
-        return {"f0": f0.detach(), "J": zeros(B, n, n), "recompute": ~false,
-                "jac_current": false, "rejected": ~false, "lu_h": zeros(B), "h_prev": zeros(B),
-                "err_prev": zeros(B), **lu, **self._kept(y)}
+        lu = self._factorise(y.new_zeros(B, n, n), real(B, 1) + 1)
+        return {"f0": f0.detach(), "J": y.new_zeros(B, n, n), "recompute": ~false,
+                "jac_current": false, "rejected": ~false, "lu_h": real(B), "h_prev": real(B),
+                "err_prev": real(B), **lu, **self._kept(y)}
 
     def _kept(self, y) -> dict:
         """Initial per-sample values that :meth:`_next_cache` keeps from accepted steps."""
@@ -247,7 +247,7 @@ class AdaptiveImplicit(Integrator):
     def _roundoff(rtol, dtype) -> float:
         """The weighted size of an increment at round-off: it stops Newton whatever the
         contraction rate (an exact starting guess gives two round-off increments, rate ≈ 1)."""
-        return 10 * torch.finfo(dtype).eps / rtol
+        return 10 * torch.finfo(real_dtype(dtype)).eps / rtol
 
     def _newton_tol(self, rtol, dtype) -> float:
         return self.newton.tol or max(self._roundoff(rtol, dtype), min(0.03, rtol ** 0.5))
@@ -343,15 +343,15 @@ class RadauIIA(AdaptiveImplicit):
         r = (h / h_prev).nan_to_num(0.0, 0.0, 0.0)
         powers = torch.stack([r ** k for k in range(P.shape[0])], -1)       # (B, s+1)
         L = torch.tensordot(powers, P, dims=1)                              # (B, s, s)
-        return L @ cache["Z_prev"]
+        return L.to(cache["Z_prev"].dtype) @ cache["Z_prev"]
 
     def _kept(self, y):
         return {"Z_prev": y.new_zeros(y.shape[0], self.tableau.stages, y.shape[1])}
 
     def _factorise(self, J, h):
         """``I − h (A ⊗ J)`` for the stages, ``γ/h − J`` for the error estimate."""
-        A, _, _, _ = self.tableau.tensors(J.dtype, J.device)
-        gamma = self._constants(self.tableau, J.dtype, J.device)[0]
+        A, _, _, _ = self.tableau.tensors(real_dtype(J.dtype), J.device)
+        gamma = self._constants(self.tableau, real_dtype(J.dtype), J.device)[0]
         eye = torch.eye(J.shape[-1], dtype=J.dtype, device=J.device)
         LU, pivots = torch.linalg.lu_factor(newton_matrix(A, h, J))
         LU_e, pivots_e = torch.linalg.lu_factor(gamma / h.unsqueeze(-1) * eye - J)
@@ -360,14 +360,14 @@ class RadauIIA(AdaptiveImplicit):
     def attempt(self, f, t, y, h, cache, scale_fn, *, rtol, jac=None, needs_grad=False):
         """One step attempt per sample; see :meth:`Dopri5.attempt`."""
         B, n = y.shape
-        A, _, c, _ = self.tableau.tensors(y.dtype, y.device)
+        A, _, c, _ = self.tableau.tensors(h.dtype, y.device)
         long_zeros = torch.zeros(B, dtype=torch.long, device=y.device)
         info = {"nfev": long_zeros, "njev": long_zeros, "nlu": long_zeros}
         y_in = y
         with torch.no_grad():
             y = y.detach()
             cache = self._refresh(f, t, y, h, cache, jac, info)
-            _, E, P = self._constants(self.tableau, y.dtype, y.device)
+            _, E, P = self._constants(self.tableau, h.dtype, y.device)
             Z0 = self._guess(cache, h[:, 0], P)
             Z, converged, iters, rate, _ = newton_solve(
                 f, t, y, h, A, c, cache["LU"], cache["pivots"], scale_fn(y, y),
@@ -377,7 +377,7 @@ class RadauIIA(AdaptiveImplicit):
             y_new = y + Z[:, -1]
             # Error estimate filtered through (γ/h − J)⁻¹ so stiff components are not
             # overestimated (Hairer & Wanner II, eq. IV.8.20); refined once after a rejection.
-            ZE = (E @ Z) / h
+            ZE = (E.to(Z.dtype) @ Z) / h
             err = torch.linalg.lu_solve(cache["LU_e"], cache["pivots_e"],
                                         (cache["f0"] + ZE).unsqueeze(-1)).squeeze(-1)
             scale = scale_fn(y, y_new)
@@ -487,8 +487,8 @@ class Kvaerno5(AdaptiveImplicit):
     def attempt(self, f, t, y, h, cache, scale_fn, *, rtol, jac=None, needs_grad=False):
         """One step attempt per sample; see :meth:`Dopri5.attempt`."""
         B, n = y.shape
-        _, _, c, _ = self.tableau.tensors(y.dtype, y.device)
-        diagonal = self._diagonal(y)
+        _, _, c, _ = self.tableau.tensors(h.dtype, y.device)
+        diagonal = self._diagonal(h)
         long_zeros = torch.zeros(B, dtype=torch.long, device=y.device)
         info = {"nfev": long_zeros, "njev": long_zeros, "nlu": long_zeros}
         found = {}
@@ -497,7 +497,7 @@ class Kvaerno5(AdaptiveImplicit):
             cache = self._refresh(f, t, y_d, h, cache, jac, info)
             tol, scale = self._newton_tol(rtol, y.dtype), scale_fn(y_d, y_d)
             converged = torch.ones(B, dtype=torch.bool, device=y.device)
-            iters, rate = long_zeros, y.new_zeros(B)
+            iters, rate = long_zeros, h.new_zeros(B)
 
             def newton_stage(i, base, k_prev):
                 nonlocal converged, iters, rate

@@ -31,10 +31,14 @@ def jacobian(f, t, y: torch.Tensor, jac=None) -> torch.Tensor:
         fy = f(t, y_in)
         if not fy.requires_grad:           # f does not depend on y
             return y.new_zeros((*y.shape, n))
-        rows = [torch.autograd.grad(fy[..., i].sum(), y_in, retain_graph=i < n - 1,
+        # Complex states: the gradient of Re f_i is the conjugate of row i of the complex
+        # derivative of a holomorphic f.
+        part = torch.real if fy.is_complex() else (lambda x: x)
+        rows = [torch.autograd.grad(part(fy[..., i]).sum(), y_in, retain_graph=i < n - 1,
                                     allow_unused=True, materialize_grads=True)[0]
                 for i in range(n)]
-    return torch.stack(rows, dim=-2).detach()
+    J = torch.stack(rows, dim=-2).detach()
+    return J.conj() if J.is_complex() else J
 
 
 def newton_matrix(A: torch.Tensor, h: torch.Tensor, J: torch.Tensor) -> torch.Tensor:
@@ -59,7 +63,7 @@ def stage_times(t, h, c: torch.Tensor):
 def stage_residual(f, t, y, h, A, c, Z):
     """``G(Z) = Z − h (A ⊗ I) F(t + c h, y + Z)`` for ``Z (B, s, n)``; returns ``(G, F)``."""
     F = f(stage_times(t, h, c), y.unsqueeze(-2) + Z)
-    return torch.addcmul(Z, h.unsqueeze(-1), A @ F, value=-1), F
+    return torch.addcmul(Z, h.unsqueeze(-1), A.to(F.dtype) @ F, value=-1), F
 
 
 @dataclass(frozen=True)
@@ -99,13 +103,14 @@ def newton_solve(f, t, y, h, A, c, LU, pivots, scale, tol, max_iter, Z0=None, fl
     """
     B, n = y.shape
     s = A.shape[0]
+    A = A.to(y.dtype)                                         # complex states: complex A
     Z = y.new_zeros((B, s, n)) if Z0 is None else Z0
     weights = (1 / scale).unsqueeze(-2) * (s * n) ** -0.5     # RMS over stages and components
     times, base, h3 = stage_times(t, h, c), y.unsqueeze(-2), h.unsqueeze(-1)
     active = torch.ones(B, dtype=torch.bool, device=y.device)
     converged = torch.zeros_like(active)
     iterations = torch.zeros(B, dtype=torch.long, device=y.device)
-    rate = y.new_zeros(B)
+    rate = scale.new_zeros(B)
     previous = F = None
     for k in range(max_iter):
         F = f(times, base + Z)
