@@ -2,6 +2,7 @@
 equation discovery."""
 
 from . import analysis, data, discovery, integrators, models, systems, training
+from ._odeint import odeint
 from ._solve import Solution, solve
 from ._validation import IntegrationError, TrainingError
 from .analysis import compare_energy
@@ -9,6 +10,6 @@ from .discovery import discover
 from .training import fit
 
 __all__ = ["systems", "integrators", "models", "data", "training", "discovery", "analysis",
-           "solve", "Solution", "fit", "discover", "compare_energy", "IntegrationError",
+           "solve", "Solution", "odeint", "fit", "discover", "compare_energy", "IntegrationError",
            "TrainingError"]
 __version__ = "0.1.0"

@@ -213,3 +213,124 @@ def check_columns(columns):
         raise ValueError(f"`columns` must give a derivative column for every state or for none; "
                          f"missing {missing[0]!r}")
     return columns["t"], columns.get("trajectory"), states, (derivatives or None)
+
+
+# --- physnode.odeint: torchdiffeq's interface -------------------------------------------------
+
+def check_state_parts(name: str, value) -> tuple[torch.Tensor, ...]:
+    """torchdiffeq's state: a tensor of any shape, or a non-empty tuple of tensors of one dtype
+    and device. Returns the parts (one for a tensor), each checked to be finite."""
+    if isinstance(value, torch.Tensor):
+        parts, names = (value,), (name,)
+    elif isinstance(value, tuple):
+        if not value:
+            raise ValueError(f"`{name}` must be a torch.Tensor or a non-empty tuple of tensors; "
+                             f"got ()")
+        parts, names = value, tuple(f"{name}[{i}]" for i in range(len(value)))
+    else:
+        raise TypeError(f"`{name}` must be a torch.Tensor or a tuple of tensors; "
+                        f"got {type(value).__name__}")
+    for part, part_name in zip(parts, names):
+        check_tensor(part_name, part)
+        check_finite(part_name, part)
+    for i, part in enumerate(parts[1:], 1):
+        if (part.dtype, part.device) != (parts[0].dtype, parts[0].device):
+            raise TypeError(f"`{name}` must hold tensors of one dtype and device; got "
+                            f"{parts[0].dtype} on {parts[0].device} for `{name}[0]` and "
+                            f"{part.dtype} on {part.device} for `{name}[{i}]`")
+    return parts
+
+
+def check_derivative_parts(name: str, value, shapes, tupled: bool) -> tuple[torch.Tensor, ...]:
+    """What ``func`` returned: a tensor of the state's shape, or for a tuple state a tuple (or
+    list) of tensors with the parts' shapes."""
+    def shape_of(x):
+        return tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
+
+    want = tuple(tuple(s) for s in shapes)
+    if not tupled:
+        if not isinstance(value, torch.Tensor) or tuple(value.shape) != want[0]:
+            raise ValueError(f"`{name}` must return dy/dt with the shape of y {want[0]}; "
+                             f"got {shape_of(value)}")
+        return (value,)
+    parts = tuple(value) if isinstance(value, (tuple, list)) else None
+    if parts is None or tuple(shape_of(p) for p in parts) != want:
+        got = shape_of(value) if parts is None else tuple(shape_of(p) for p in parts)
+        raise ValueError(f"`{name}` must return a tuple of dy/dt with the shapes of y's parts "
+                         f"{want}; got {got}")
+    return parts
+
+
+#: torchdiffeq's solvers with no physnode counterpart
+TORCHDIFFEQ_ONLY = ("dopri8", "bosh3", "fehlberg2", "adaptive_heun", "heun2", "heun3",
+                    "explicit_adams", "implicit_adams", "fixed_adams", "scipy_solver")
+
+
+def check_odeint_method(method, names) -> None:
+    """A method name of :func:`physnode.odeint` (objects are checked by ``resolve_method``)."""
+    if not isinstance(method, str) or method in names:
+        return
+    listed = ", ".join(map(repr, names))
+    if method in TORCHDIFFEQ_ONLY:
+        raise ValueError(f"`method` must be one of {listed}: torchdiffeq's {method!r} has no "
+                         f"physnode equivalent; got {method!r}")
+    raise ValueError(f"`method` must be one of {listed}; got {method!r}")
+
+
+#: torchdiffeq options physnode.odeint refuses, and why
+UNSUPPORTED_OPTIONS = {
+    "first_step": "physnode chooses every sample's first step itself (Hairer & Wanner's rule)",
+    "step_t": "integrate up to the time and call odeint again from there",
+    "jump_t": "integrate up to the discontinuity and call odeint again from there",
+    "min_step": "steps are limited only by round-off (an IntegrationError reports underflow)",
+    "max_step": "the step size follows the error estimate alone",
+    "norm": "the error norm is the RMS over the whole state",
+    "dtype": "times follow y0's dtype",
+    "grid_constructor": "fixed-step grids split every output interval into equal steps "
+                        "(set step_size)",
+    "perturb": "f is evaluated at the step's own times",
+    "interp": "outputs are reached by steps, never interpolated",
+}
+ODEINT_OPTIONS = "'step_size' (fixed-step methods), 'max_num_steps', 'safety', 'ifactor' and " \
+                 "'dfactor' (adaptive methods)"
+
+
+def check_odeint_options(options, method_name: str, adaptive: bool) -> dict:
+    """torchdiffeq's ``options`` checked against the method; returns the given options (a
+    value of None counts as not given)."""
+    from collections.abc import Mapping
+
+    if options is None:
+        return {}
+    if not isinstance(options, Mapping):
+        raise TypeError(f"`options` must be a dict of torchdiffeq options; "
+                        f"got {type(options).__name__}")
+    options = {k: v for k, v in options.items() if v is not None}
+    for key, value in options.items():
+        if key in UNSUPPORTED_OPTIONS:
+            raise ValueError(f"`options[{key!r}]` is not supported: "
+                             f"{UNSUPPORTED_OPTIONS[key]}; physnode.odeint takes "
+                             f"{ODEINT_OPTIONS}; got {key!r}")
+        if key not in ("step_size", "max_num_steps", "safety", "ifactor", "dfactor"):
+            raise ValueError(f"`options` may hold {ODEINT_OPTIONS}; got {key!r}")
+        if (key == "step_size") == adaptive:
+            kind = "fixed-step" if key == "step_size" else "adaptive"
+            what = ("adaptive (its steps follow rtol and atol)" if adaptive
+                    else "a fixed-step method")
+            raise ValueError(f"`options[{key!r}]` applies to {kind} methods; {method_name!r} "
+                             f"is {what}; got {key}={value!r}")
+    if "step_size" in options:
+        check_real("options['step_size']", options["step_size"], positive=True)
+    if "max_num_steps" in options:
+        check_int("options['max_num_steps']", options["max_num_steps"], minimum=1)
+    if "safety" in options:
+        check_real("options['safety']", options["safety"], positive=True)
+    if "dfactor" in options:
+        dfactor = check_real("options['dfactor']", options["dfactor"], positive=True)
+        if dfactor >= 1:
+            raise ValueError(f"`options['dfactor']` must be in (0, 1); got {dfactor}")
+    if "ifactor" in options:
+        ifactor = check_real("options['ifactor']", options["ifactor"])
+        if ifactor <= 1:
+            raise ValueError(f"`options['ifactor']` must be greater than 1; got {ifactor}")
+    return options
