@@ -67,7 +67,7 @@ def _fit(args) -> None:
     torch.manual_seed(args.seed)
     result = fit(model, data, epochs=args.epochs, lr=args.lr, loss=args.loss, dtype=dtype,
                  seed=args.seed, checkpoint=out / CHECKPOINT, resume=args.resume,
-                 patience=args.patience, schedule="cosine")
+                 patience=args.patience)
     settings = {k: v for k, v in vars(args).items() if k not in ("run", "debug", "command")}
     save_run(out, model, data, result.history, settings)
     best = result.history[result.best_epoch - 1]
@@ -153,11 +153,15 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("data", help="trajectories, .csv or .npz (columns trajectory,t,<states>)")
     fit.add_argument("--model", required=True, help="hnn, lnn or node")
     fit.add_argument("--out", required=True, help="run directory to write")
-    fit.add_argument("--epochs", type=int, default=2000)
-    fit.add_argument("--lr", type=float, default=3e-3)
+    fit.add_argument("--epochs", type=int, default=None,
+                     help="cap on each stage's epochs (default: the stage's own cap; stages "
+                          "stop on convergence)")
+    fit.add_argument("--lr", type=float, default=None,
+                     help="learning rate of every stage (default: each stage's own)")
     fit.add_argument("--hidden", type=int, default=64)
     fit.add_argument("--layers", type=int, default=2)
-    fit.add_argument("--loss", default="derivative", help="derivative or rollout")
+    fit.add_argument("--loss", default="auto",
+                     help="auto (derivative matching, then rollouts), derivative or rollout")
     fit.add_argument("--dissipative", action="store_true", help="learn a damping (hnn, lnn)")
     fit.add_argument("--dtype", default="float32", choices=("float32", "float64"))
     fit.add_argument("--patience", type=int, default=None, help="early-stopping patience")

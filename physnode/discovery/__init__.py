@@ -1,11 +1,15 @@
 """Equation discovery: regenerate clean data from a trained model, then sparse regression
 (SINDy, via pysindy) or symbolic regression (pyoperon), with SymPy as the canonical form."""
 
+from .baseline import pysindy_raw
 from .discover import discover
 from .energies import hamiltonian, lagrangian
 from .equations import Equations, EquationSystem, round_floats
 from .library import Library
+from .methods import DiscoveryMethod, Sindy, SymbolicRegression
+from .quality import FitQuality, fit_quality
 from .regenerate import regenerate
 
-__all__ = ["discover", "regenerate", "hamiltonian", "lagrangian", "Equations",
+__all__ = ["discover", "pysindy_raw", "Sindy", "SymbolicRegression", "DiscoveryMethod",
+           "FitQuality", "fit_quality", "regenerate", "hamiltonian", "lagrangian", "Equations",
            "EquationSystem", "Library", "round_floats"]

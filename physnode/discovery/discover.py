@@ -7,23 +7,20 @@ import numpy as np
 import sympy
 import torch
 
-from .._validation import check_int, check_real
 from ..data import Trajectories
 from ..training.derivatives import estimate_derivatives
 from .equations import Equations
-from .library import Library
+from .methods import METHODS, DiscoveryMethod, Sindy, SymbolicRegression
+from .quality import fit_quality, warn_if_untrusted
 from .regenerate import regenerate
-from .sindy import sparse_regression
-
-METHODS = ("sindy", "sr")
 
 
-def discover(source, method: str = "sindy", library="poly+trig", *,
-             data: Trajectories | None = None, degree: int = 3, harmonics: int = 1,
-             second_order: bool | None = None, tolerance: float = 1.5, floor: float = 0.01,
-             ensemble: int = 0,
+def discover(source, method: str | DiscoveryMethod = "sindy", library=None, *,
+             data: Trajectories | None = None, second_order: bool | None = None,
              n_points: int | None = None, box: dict | None = None, seed: int = 0,
-             sr_options: dict | None = None) -> Equations:
+             degree: int | None = None, harmonics: int | None = None,
+             tolerance: float | None = None, floor: float | None = None,
+             ensemble: int | None = None, sr_options: dict | None = None) -> Equations:
     """Discover ``d(state)/dt = f(state)`` as SymPy equations.
 
     Parameters
@@ -32,24 +29,21 @@ def discover(source, method: str = "sindy", library="poly+trig", *,
         A model (HNN, LNN, NeuralODE or any System): clean data is first regenerated with
         :func:`regenerate` (rollouts from ``data``'s initial states, or states sampled in
         ``box``, or the training states kept by :func:`physnode.fit`) with derivatives from
-        the model itself.
-        Raw ``Trajectories``: their ``dy`` if present, otherwise local quadratic estimates on
+        the model itself. With ``data``, how well the model reproduces the observations is
+        measured first (``Equations.fit_quality``), with a warning when it is too poor to
+        trust what follows.
+        Raw ``Trajectories``: their ``dy`` if present, otherwise local polynomial estimates on
         the actual sample times — the baseline that the model-based route is compared to.
-    method : ``"sindy"`` or ``"sr"``
-        Sparse regression on ``library`` (pysindy STLSQ, threshold chosen automatically; see
-        :mod:`physnode.discovery.sindy`), or symbolic regression with pyoperon
-        (``pip install physnode[sr]``).
-    library : str or Library
-        ``"poly"``, ``"trig"``, ``"poly+trig"`` (union) or ``"poly*trig"`` (with products),
-        with ``degree`` and ``harmonics``; or a :class:`Library` in the state symbols.
+    method : :class:`Sindy`, :class:`SymbolicRegression`, ``"sindy"`` or ``"sr"``
+        The regression: sparse regression on a library of candidate terms (default
+        ``Sindy()``), or symbolic regression with pyoperon (``pip install physnode[sr]``).
+        The names build the default objects.
+    library, degree, harmonics, tolerance, floor, ensemble : older spellings of
+        ``Sindy(library=, degree=, harmonics=, tolerance=, floor=, ensemble=)``.
+    sr_options : older spelling of ``SymbolicRegression(options=)``.
     second_order : bool, optional
         State ``concat(q, q̇)``: discover only the accelerations ``q̈ = f(q, q̇)``; the
         kinematics ``dq/dt = q̇`` are exact. Defaults to True for an LNN.
-    tolerance, floor : float
-        Parsimony: the sparsest support whose held-out relative error is at most
-        ``tolerance * best + floor`` is chosen.
-    ensemble : int
-        Number of bagged models for term inclusion frequencies (``Equations.inclusion``).
     seed : int
         Seeds the held-out split, box sampling, bagging and symbolic regression.
 
@@ -62,12 +56,14 @@ def discover(source, method: str = "sindy", library="poly+trig", *,
     dq/dt = 1.0*p
     dp/dt = -9.81*sin(q)
     """
-    if method not in METHODS:
-        raise ValueError(f"`method` must be one of {', '.join(map(repr, METHODS))}; "
-                         f"got {method!r}")
-    check_real("tolerance", tolerance, positive=True)
-    check_real("floor", floor, nonnegative=True)
-    check_int("ensemble", ensemble, minimum=0)
+    method = _method(method, library=library, degree=degree, harmonics=harmonics,
+                     tolerance=tolerance, floor=floor, ensemble=ensemble,
+                     sr_options=sr_options)
+    quality = None
+    if data is not None and not isinstance(source, Trajectories) and isinstance(
+            data, Trajectories) and len(data) and hasattr(source, "parameters"):
+        quality = fit_quality(source, data)
+        warn_if_untrusted(quality)
     clean = _clean_data(source, data, n_points, box, seed)
     names = clean.state_names
     symbols = tuple(sympy.Symbol(n, real=True) for n in names)
@@ -83,28 +79,35 @@ def discover(source, method: str = "sindy", library="poly+trig", *,
     targets = range(dof, len(symbols)) if second_order else range(len(symbols))
     equations = {s: symbols[i + dof] for i, s in enumerate(symbols[:dof])} if second_order \
         else {}
-    if method == "sindy":
-        lib = _library(library, symbols, degree, harmonics)
-        if len(y) < 2 * len(lib):
-            raise ValueError(f"the data is too short: {len(y)} samples for a library of "
-                             f"{len(lib)} terms; need at least {2 * len(lib)}")
-        theta = lib.matrix(y)
-        scores, inclusion = {}, {}
-        for i in targets:
-            result = sparse_regression(theta, dy[:, i], held_out, tolerance, floor, ensemble,
-                                       seed)
-            equations[symbols[i]] = _assemble(lib.terms, result.coefficients)
-            scores[symbols[i]] = result.score
-            if result.inclusion is not None:
-                inclusion[symbols[i]] = dict(zip(lib.terms, result.inclusion.tolist()))
-        return Equations(equations, second_order, "sindy", inclusion=inclusion, scores=scores)
-    from .symbolic import symbolic_regression
-    pareto, scores = {}, {}
+    found = method.regress(y, dy, symbols, targets, held_out, seed)
     for i in targets:
-        expr, front, score = symbolic_regression(y, dy[:, i], symbols, held_out, seed,
-                                                 sr_options or {})
-        equations[symbols[i]], pareto[symbols[i]], scores[symbols[i]] = expr, front, score
-    return Equations(equations, second_order, "sr", pareto=pareto, scores=scores)
+        equations[symbols[i]] = found[i].expression
+    return Equations(
+        equations, second_order, method.name,
+        inclusion={symbols[i]: f.inclusion for i, f in found.items() if f.inclusion},
+        pareto={symbols[i]: f.front for i, f in found.items() if f.front is not None},
+        scores={symbols[i]: f.score for i, f in found.items()}, fit_quality=quality)
+
+
+def _method(method, sr_options=None, **sindy) -> DiscoveryMethod:
+    """The method object for ``method``, with the older keyword options folded in."""
+    given = {k: v for k, v in sindy.items() if v is not None}
+    if isinstance(method, DiscoveryMethod):
+        if given or sr_options is not None:
+            raise ValueError(f"pass {', '.join(sorted(given) or ['sr_options'])} to the "
+                             f"method object itself when `method` is an object; got both")
+        return method
+    if not isinstance(method, str) or method not in METHODS:
+        raise ValueError(f"`method` must be Sindy(...), SymbolicRegression(...) or one of "
+                         f"{', '.join(map(repr, METHODS))}; got {method!r}")
+    if method == "sr":
+        if given:
+            raise ValueError(f"{', '.join(sorted(given))} are options of method='sindy'; got "
+                             f"method='sr'")
+        return SymbolicRegression(options=dict(sr_options or {}))
+    if sr_options is not None:
+        raise ValueError("`sr_options` are options of method='sr'; got method='sindy'")
+    return Sindy(**given)
 
 
 def _clean_data(source, data, n_points, box, seed) -> Trajectories:
@@ -131,18 +134,3 @@ def _held_out_mask(data: Trajectories, seed: int) -> np.ndarray:
         return np.concatenate([np.full(n, i % 4 == 3) for i, n in enumerate(lengths)])
     rng = np.random.default_rng(seed)
     return rng.random(sum(lengths)) < 0.25
-
-
-def _library(library, symbols, degree, harmonics) -> Library:
-    if isinstance(library, Library):
-        unknown = set().union(*(t.free_symbols for t in library.terms)) - set(symbols)
-        if unknown:
-            raise ValueError(f"`library` uses symbols {sorted(map(str, unknown))} that are not "
-                             f"states {[s.name for s in symbols]}")
-        return Library(symbols, library.terms)
-    return Library.from_spec(library, symbols, degree, harmonics)
-
-
-def _assemble(terms, coefficients) -> sympy.Expr:
-    return sympy.Add(*[sympy.Float(float(c)) * term for term, c in zip(terms, coefficients)
-                       if c != 0])

@@ -8,7 +8,7 @@ import torch
 
 from ..data import Trajectories
 from ..models.base import parameter_placement
-from .discover import _assemble, _library
+from .methods import Sindy, assemble
 from .regenerate import sample_states
 from .sindy import sparse_regression
 
@@ -68,10 +68,10 @@ def _scalar_expression(model, attribute, library, data, box, degree, harmonics, 
          else sample_states(model, names, box, n_samples, seed, place["dtype"])).to(**place)
     with torch.no_grad():
         values = scalar(y).detach().cpu().double().numpy()
-    lib = _library(library, symbols, degree, harmonics)
+    lib = Sindy(library=library, degree=degree, harmonics=harmonics).terms(symbols)
     lib = type(lib)(symbols, (sympy.Integer(1),) + lib.terms)
     held_out = np.random.default_rng(seed).random(len(values)) < 0.25
     states = y.detach().cpu().double().numpy()
     fit = sparse_regression(lib.matrix(states), values, held_out, tolerance)
-    expression = _assemble(lib.terms, fit.coefficients)
+    expression = assemble(lib.terms, fit.coefficients)
     return expression - expression.as_coeff_Add()[0]

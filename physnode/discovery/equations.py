@@ -12,6 +12,7 @@ from torch import nn
 
 from .._validation import check_state
 from ..systems.base import sample_times
+from .quality import FitQuality
 
 FORMAT = "physnode.equations/1"
 
@@ -84,6 +85,9 @@ class Equations:
         With symbolic regression: ``{symbol: [(size, error, expression), ...]}``.
     scores : dict
         ``{symbol: held-out relative RMS error of the chosen right-hand side}``.
+    fit_quality : FitQuality or None
+        How well the model the equations came from reproduces the observations (see
+        :func:`physnode.discover`); None for raw data or without observations.
 
     Examples
     --------
@@ -101,6 +105,7 @@ class Equations:
     inclusion: dict = field(default_factory=dict)
     pareto: dict = field(default_factory=dict)
     scores: dict = field(default_factory=dict)
+    fit_quality: FitQuality | None = None
 
     @property
     def symbols(self) -> tuple:
@@ -135,6 +140,8 @@ class Equations:
                    "state": [s.name for s in self.symbols],
                    "equations": [expression_to_tree(e) for e in self.equations.values()],
                    "scores": {s.name: v for s, v in self.scores.items()}}
+        if self.fit_quality is not None:
+            payload["fit_quality"] = self.fit_quality.as_dict()
         return json.dumps(payload, indent=1)
 
     @classmethod
@@ -149,9 +156,11 @@ class Equations:
         names = {n: sympy.Symbol(n, real=True) for n in payload["state"]}
         symbols = [names[n] for n in payload["state"]]
         exprs = [tree_to_expression(t, names) for t in payload["equations"]]
+        quality = payload.get("fit_quality")
         return cls(dict(zip(symbols, exprs)), second_order=payload["second_order"],
                    method=payload["method"],
-                   scores={names[k]: v for k, v in payload.get("scores", {}).items()})
+                   scores={names[k]: v for k, v in payload.get("scores", {}).items()},
+                   fit_quality=None if quality is None else FitQuality(**quality))
 
     def to_system(self) -> EquationSystem:
         """A batched, differentiable torch vector field for :func:`physnode.solve`."""

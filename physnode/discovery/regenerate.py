@@ -9,6 +9,7 @@ from .._solve import solve
 from .._validation import check_int
 from ..data import Trajectories, Trajectory
 from ..models.base import parameter_placement
+from ..training.losses import explicit_integrator
 
 
 def regenerate(model, data: Trajectories | None = None, *, n_points: int | None = None,
@@ -19,9 +20,10 @@ def regenerate(model, data: Trajectories | None = None, *, n_points: int | None 
     With ``data``: from each trajectory's first observed state, the model is rolled out over
     that trajectory's time span on a regular grid of ``n_points`` (default: four times the
     observed samples, at least 200; an autonomous model runs all trajectories in one batch
-    on the finest of these spacings) with its ``default_integrator`` (or ``method``), taking
-    ``substeps`` steps per grid interval for fixed-step methods. Integration error only
-    moves where the samples lie: the derivatives there are exact.
+    on the finest of these spacings) with ``method`` (default: the model's
+    ``default_integrator`` when explicit and fixed-step, else ``rk4``), taking ``substeps``
+    steps per grid interval for fixed-step methods. Integration error only moves where the
+    samples lie: the derivatives there are exact.
 
     Without ``data``: the vector field is evaluated at ``n_samples`` states drawn uniformly
     from ``box`` (``{state name: (low, high)}``), or by default at the training states
@@ -70,7 +72,7 @@ def _rollouts(model, data, n_points, method, substeps, place):
     counts = [n_points if n_points is not None else max(200, 4 * len(tr)) for tr in data]
     for n in counts:
         check_int("n_points", n, minimum=2)
-    method = method or getattr(model, "default_integrator", "dopri5")
+    method = method or explicit_integrator(model)
     starts = torch.stack([tr.t[0] for tr in data]).to(**place)
     spans = torch.stack([tr.t[-1] - tr.t[0] for tr in data]).to(**place)
     y0 = torch.stack([tr.y[0] for tr in data]).to(**place)

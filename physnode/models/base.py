@@ -74,18 +74,82 @@ def check_architecture(hidden, layers):
     check_int("layers", layers, minimum=1)
 
 
+def geometric_mean(x: torch.Tensor) -> torch.Tensor:
+    return x.log().mean().exp()
+
+
+class DataScales:
+    """Per-coordinate statistics of training data, in the user's units.
+
+    Attributes
+    ----------
+    loc, scale : torch.Tensor
+        Mean and standard deviation of each state coordinate (a coordinate that does not vary
+        gets the scale of its magnitude, or 1).
+    rate : torch.Tensor
+        RMS of each coordinate's time derivative (a coordinate that never changes gets
+        ``scale / time``).
+    time : torch.Tensor
+        The motion's time scale, the geometric mean of ``scale / rate``.
+    time_loc, time_scale : torch.Tensor
+        Mean and spread of the sample times (for time-dependent models).
+    """
+
+    def __init__(self, y: torch.Tensor, dy: torch.Tensor, t: torch.Tensor | None = None):
+        y, dy = y.detach().double().cpu(), dy.detach().double().cpu()
+        self.loc = y.mean(0)
+        std = y.std(0) if len(y) > 1 else torch.zeros_like(self.loc)
+        magnitude = self.loc.abs().clamp_min(1.0)
+        self.scale = torch.where(std > 1e-12 * magnitude, std, magnitude)
+        rms = dy.pow(2).mean(0).sqrt()
+        moving = torch.isfinite(rms) & (rms > 0)
+        self.time = (geometric_mean(self.scale[moving] / rms[moving]) if bool(moving.any())
+                     else torch.ones((), dtype=torch.float64))
+        self.rate = torch.where(moving, rms, self.scale / self.time)
+        t = torch.zeros(1, dtype=torch.float64) if t is None else t.detach().double().cpu()
+        self.time_loc = t.mean()
+        spread = t.std() if len(t) > 1 else torch.zeros(())
+        self.time_scale = torch.where(spread > 0, spread, torch.ones(()))
+
+
+class NormalizedInput(nn.Module):
+    """A network of normalised inputs ``(y − loc)/scale`` (per-coordinate buffers) whose
+    output is multiplied by ``out``: the identity until :meth:`PhysicsModel.adapt` sets them.
+    """
+
+    def _register_normalization(self, width: int, out_shape=()) -> None:
+        self.register_buffer("loc", torch.zeros(width))
+        self.register_buffer("scale", torch.ones(width))
+        self.register_buffer("out", torch.ones(out_shape))
+
+    def normalize(self, y: torch.Tensor) -> torch.Tensor:
+        return (y - self.loc) / self.scale
+
+    def set_normalization(self, loc, scale, out) -> None:
+        for name, value in (("loc", loc), ("scale", scale), ("out", out)):
+            buffer = getattr(self, name)
+            buffer.copy_(torch.as_tensor(value, dtype=buffer.dtype).expand_as(buffer))
+
+
+#: Physical scalars (damping, masses) are ``softplus(GAIN · raw)``: an optimiser step moves
+#: them as far as a network weight moves a network's output, not ``GAIN`` times less.
+GAIN = 10.0
+
+
 class ViscousDamping(nn.Module):
-    """Learned viscous coefficients ``D = softplus(raw) ≥ 0``, one per degree of freedom; the
-    generalised force on velocities ``v`` is ``−D v``. Starts at ``softplus(−3) ≈ 0.05``,
-    nearly conservative."""
+    """Learned viscous coefficients ``D = scale · softplus(GAIN · raw) ≥ 0``, one per degree
+    of freedom; the generalised force on velocities ``v`` is ``−D v``. ``scale`` (a buffer set
+    from the training data) makes ``softplus(GAIN · raw)`` a damping relative to the motion's
+    own rates; it starts at ``softplus(−3) ≈ 0.05``, nearly conservative."""
 
     def __init__(self, dof: int):
         super().__init__()
-        self.raw = nn.Parameter(torch.full((dof,), -3.0))
+        self.raw = nn.Parameter(torch.full((dof,), -3.0 / GAIN))
+        self.register_buffer("scale", torch.ones(dof))
 
     @property
     def coefficients(self) -> torch.Tensor:
-        return softplus(self.raw)
+        return self.scale * softplus(GAIN * self.raw)
 
     def forward(self, velocity: torch.Tensor) -> torch.Tensor:
         """The friction ``D v`` (to subtract), shape of ``velocity``."""
@@ -97,6 +161,13 @@ class PhysicsModel(nn.Module):
 
     Subclasses store their constructor arguments in ``self.config`` (so :func:`load` can
     rebuild them) and name ``default_integrator``, the method their rollouts use.
+
+    Scale-free by construction: :meth:`adapt` (called by :func:`physnode.fit` before the
+    first epoch) sets buffers from the training data's statistics — per-coordinate offsets
+    and scales of the states, rates of their derivatives — that the networks' inputs and
+    outputs are normalised with, in the user's coordinates and without changing the model's
+    structure (an HNN stays ``J∇H``, an LNN Euler–Lagrange, damping dissipative). They are
+    saved and loaded with the weights. Until then they are the identity.
     """
 
     default_integrator: str = "rk4"
@@ -109,6 +180,29 @@ class PhysicsModel(nn.Module):
         self.register_buffer("state_range", torch.full((2, width), float("nan")))
         self.register_buffer("fitted_states", torch.full((self.kept_states, width),
                                                          float("nan")))
+        # The data's scales in the user's units (identity until adapted).
+        self.register_buffer("y_loc", torch.zeros(width))
+        self.register_buffer("y_scale", torch.ones(width))
+        self.register_buffer("dy_scale", torch.ones(width))
+        self.register_buffer("adapted", torch.zeros((), dtype=torch.bool))
+
+    def adapt(self, scales: DataScales) -> bool:
+        """Set the normalisation from training-data statistics, once: a model that was
+        already adapted (a second ``fit``, a loaded model) keeps its scales, so its function
+        does not change. Returns whether the scales were set now."""
+        if bool(self.adapted):
+            return False
+        width = self.y_loc.shape[0]
+        for name, value in (("y_loc", scales.loc), ("y_scale", scales.scale),
+                            ("dy_scale", scales.rate)):
+            getattr(self, name).copy_(value[:width])
+        self._adapt(scales)
+        self.adapted.fill_(True)
+        return True
+
+    def _adapt(self, scales: DataScales) -> None:
+        """Set the model's own normalisation buffers (each model keeps its structure)."""
+        raise NotImplementedError
 
     def record_training_states(self, states: torch.Tensor) -> None:
         """Remember the box ``[min, max]`` per coordinate of the training states
@@ -162,7 +256,18 @@ def load(path) -> PhysicsModel:
         raise ValueError(f"{path}: not a physnode model file (expected one written by "
                          f"model.save)")
     model = MODELS[payload["class"]](**payload["config"])
-    model.load_state_dict(payload["state_dict"])
+    state = payload["state_dict"]
+    # Files written before models were normalised lack the scale buffers: identity scales
+    # reproduce those models exactly.
+    missing = set(model.state_dict()) - set(state)
+    state = {**{k: v for k, v in model.state_dict().items() if k in missing
+                and _is_scale_buffer(k)}, **state}
+    model.load_state_dict(state)
     return model
+
+
+def _is_scale_buffer(key: str) -> bool:
+    return key.rsplit(".", 1)[-1] in ("y_loc", "y_scale", "dy_scale", "adapted", "loc",
+                                      "scale", "out", "time_loc", "time_scale", "potential")
 
 

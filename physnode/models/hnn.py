@@ -19,43 +19,63 @@ from torch.nn.functional import softplus
 from .._validation import check_int, check_state
 from ..systems.hamiltonian import canonical_names, gradient, symplectic_gradient
 from ..systems.lagrangian import velocity_names
-from .base import PhysicsModel, ViscousDamping, check_architecture, mlp, mlp_input_gradient
+from .base import (
+    GAIN,
+    DataScales,
+    NormalizedInput,
+    PhysicsModel,
+    ViscousDamping,
+    check_architecture,
+    geometric_mean,
+    mlp,
+    mlp_input_gradient,
+)
 
 COORDINATES = ("canonical", "velocity")
 
 
-class SeparableEnergy(nn.Module):
-    """``H(concat(q, p)) = T(p) + V(q)`` with one network for each part."""
+class SeparableEnergy(NormalizedInput):
+    """``H(concat(q, p)) = out · (T(p̃) + V(q̃))`` with one network for each part, on
+    per-coordinate normalised inputs (so still separable)."""
 
     def __init__(self, dof, hidden, layers, activation):
         super().__init__()
         self.dof = dof
         self.kinetic = mlp(dof, 1, hidden, layers, activation)
         self.potential = mlp(dof, 1, hidden, layers, activation)
+        self._register_normalization(2 * dof)
 
     def forward(self, y):
-        return (self.kinetic(y[..., self.dof:]) + self.potential(y[..., :self.dof]))[..., 0]
+        x = self.normalize(y)
+        return self.out * (self.kinetic(x[..., self.dof:]) +
+                           self.potential(x[..., :self.dof]))[..., 0]
 
     def gradient(self, y):
         """``∇H = concat(∇V(q), ∇T(p))`` in closed form, or None (use autograd)."""
-        dv = mlp_input_gradient(self.potential, y[..., :self.dof])
-        dt = mlp_input_gradient(self.kinetic, y[..., self.dof:])
-        return None if dv is None or dt is None else torch.cat([dv, dt], -1)
+        x = self.normalize(y)
+        dv = mlp_input_gradient(self.potential, x[..., :self.dof])
+        dt = mlp_input_gradient(self.kinetic, x[..., self.dof:])
+        if dv is None or dt is None:
+            return None
+        return torch.cat([dv, dt], -1) * (self.out / self.scale)
 
 
-class ScalarNet(nn.Module):
-    """An MLP from states to one scalar per state, shape ``(*batch,)``."""
+class ScalarNet(NormalizedInput):
+    """``out · N((y − loc)/scale)``: an MLP from states to one scalar per state, shape
+    ``(*batch,)``, on per-coordinate normalised inputs."""
 
     def __init__(self, n_in, hidden, layers, activation):
         super().__init__()
         self.net = mlp(n_in, 1, hidden, layers, activation)
+        self._register_normalization(n_in)
 
     def forward(self, y):
-        return self.net(y)[..., 0]
+        return self.out * self.net(self.normalize(y))[..., 0]
 
     def gradient(self, y):
         """``∇`` of the scalar in closed form, or None (use autograd)."""
-        return mlp_input_gradient(self.net, y)
+        g = mlp_input_gradient(self.net, self.normalize(y))
+        return None if g is None else g * (self.out / self.scale)
 
 
 class HNN(PhysicsModel):
@@ -114,13 +134,32 @@ class HNN(PhysicsModel):
         # Velocity coordinates: p = m ⊙ q̇ with a diagonal mass, unit or learned (softplus,
         # starting at 1). A constant linear change of coordinates commutes with every
         # Runge–Kutta and splitting method, so rollouts stay symplectic in (q, p).
-        self.raw_mass = nn.Parameter(torch.full((dof,), math.log(math.e - 1))) \
+        self.raw_mass = nn.Parameter(torch.full((dof,), math.log(math.e - 1) / GAIN)) \
             if learn_mass else None
         self.separable, self.dissipative = bool(separable), bool(dissipative)
         self._register_state_range(2 * dof)
         self.hamiltonian = (SeparableEnergy(dof, hidden, layers, activation) if separable
                             else ScalarNet(2 * dof, hidden, layers, activation))
         self.friction = ViscousDamping(dof) if self.dissipative else None
+
+    def _adapt(self, scales: DataScales) -> None:
+        """Normalise ``H`` so that ``J∇H`` has the data's rates with O(1) network gradients.
+
+        Inputs: ``q̃ᵢ = (qᵢ − μ)/αᵢ``, ``p̃ᵢ = (pᵢ − μ)/βᵢ`` with ``αᵢβᵢ = C`` the same for every
+        degree of freedom (a conformally symplectic scaling) and ``αᵢ/βᵢ = σ(qᵢ)/σ(pᵢ``); the
+        energy's unit ``h`` is the geometric mean of ``rate(qᵢ)·βᵢ`` and ``rate(pᵢ)·αᵢ``.
+        Damping is measured in ``rate(pᵢ)/rate(qᵢ)``. Velocity coordinates use the statistics
+        of ``q̇`` for ``p`` (the learned mass starts at 1).
+        """
+        d = self.dof
+        sq, sp = scales.scale[:d], scales.scale[d:]
+        C = geometric_mean(sq * sp)
+        alpha, beta = (C * sq / sp).sqrt(), (C * sp / sq).sqrt()
+        rq, rp = scales.rate[:d], scales.rate[d:]
+        h = geometric_mean(torch.cat([rq * beta, rp * alpha]))
+        self.hamiltonian.set_normalization(scales.loc, torch.cat([alpha, beta]), h)
+        if self.friction is not None:
+            self.friction.scale.copy_(rp / rq)
 
     @property
     def default_integrator(self) -> str:
@@ -136,7 +175,7 @@ class HNN(PhysicsModel):
         ``H`` is identifiable from motion: ``(c m, c H)`` moves the same way."""
         if self.raw_mass is None:
             return torch.ones(self.dof)
-        return softplus(self.raw_mass)
+        return softplus(GAIN * self.raw_mass)
 
     def to_canonical(self, y: torch.Tensor) -> torch.Tensor:
         """States in the model's coordinates → ``concat(q, p)``."""

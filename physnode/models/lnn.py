@@ -2,8 +2,12 @@
 accelerations follow from the Euler–Lagrange equations, solved per sample by a batched linear
 solve with the Hessian ``∂²L/∂q̇²`` (a singular one raises, never a pseudo-inverse).
 
-To start well conditioned the learned Lagrangian is ``½|q̇|² + N(q, q̇)`` with the network's
-last layer initialised to zero, so the initial mass matrix is the identity.
+To start well conditioned the learned Lagrangian is ``½|ṽ|² + R·N(q̃, ṽ)`` in normalised
+coordinates (``q̃ = (q − μ)/σ``, ``ṽ = (q̇ − μ)/σ`` from the training data) with the network's
+last layer initialised to zero, so the initial mass matrix is ``diag(1/σ(q̇)²)``. The
+Euler–Lagrange equations are solved for the composed function in the user's coordinates, so
+the normalisation changes the conditioning, never the structure; ``R`` makes the potential
+forces of a unit-slope ``N`` match the data's accelerations.
 """
 
 from __future__ import annotations
@@ -14,11 +18,20 @@ from torch import nn
 from .._validation import check_int, check_state
 from ..systems.hamiltonian import gradient
 from ..systems.lagrangian import euler_lagrange_acceleration, velocity_names
-from .base import PhysicsModel, ViscousDamping, check_architecture, mlp
+from .base import (
+    DataScales,
+    NormalizedInput,
+    PhysicsModel,
+    ViscousDamping,
+    check_architecture,
+    geometric_mean,
+    mlp,
+)
 
 
-class LearnedLagrangian(nn.Module):
-    """``L(concat(q, q̇)) = ½|q̇|² + N(q, q̇)``, zero-initialised last layer."""
+class LearnedLagrangian(NormalizedInput):
+    """``L(concat(q, q̇)) = ½|ṽ|² + out · N(q̃, ṽ)`` on normalised coordinates, zero-initialised
+    last layer."""
 
     def __init__(self, dof, hidden, layers, activation):
         super().__init__()
@@ -26,9 +39,11 @@ class LearnedLagrangian(nn.Module):
         self.net = mlp(2 * dof, 1, hidden, layers, activation)
         nn.init.zeros_(self.net[-1].weight)
         nn.init.zeros_(self.net[-1].bias)
+        self._register_normalization(2 * dof)
 
     def forward(self, y):
-        return 0.5 * (y[..., self.dof:] ** 2).sum(-1) + self.net(y)[..., 0]
+        x = self.normalize(y)
+        return 0.5 * (x[..., self.dof:] ** 2).sum(-1) + self.out * self.net(x)[..., 0]
 
 
 class LNN(PhysicsModel):
@@ -70,6 +85,17 @@ class LNN(PhysicsModel):
         self._register_state_range(2 * dof)
         self.lagrangian = LearnedLagrangian(dof, hidden, layers, activation)
         self.friction = ViscousDamping(dof) if self.dissipative else None
+
+    def _adapt(self, scales: DataScales) -> None:
+        """Normalised coordinates; ``R`` = the geometric mean of ``rate(q̇)·σ(q)/σ(q̇)²`` (the
+        potential-force scale in the kinetic prior's units). Damping is measured in
+        ``rate(q̇)/σ(q̇)³``, the force that gives the data's accelerations."""
+        d = self.dof
+        sq, sv, rv = scales.scale[:d], scales.scale[d:], scales.rate[d:]
+        self.lagrangian.set_normalization(scales.loc, scales.scale,
+                                          geometric_mean(rv * sq / sv ** 2))
+        if self.friction is not None:
+            self.friction.scale.copy_(rv / sv ** 3)
 
     def forward(self, t, y: torch.Tensor) -> torch.Tensor:
         check_state("y", y, self.dim, "LNN", self.state_names)

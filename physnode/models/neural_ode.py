@@ -7,7 +7,20 @@ import torch
 
 from .._validation import check_int, check_state
 from ..systems.base import sample_times
-from .base import PhysicsModel, check_architecture, mlp
+from .base import DataScales, NormalizedInput, PhysicsModel, check_architecture, mlp
+
+
+class VectorField(NormalizedInput):
+    """``out ⊙ N((x − loc)/scale)``: an MLP on normalised inputs, outputs in the data's
+    rates."""
+
+    def __init__(self, n_in, n_out, hidden, layers, activation):
+        super().__init__()
+        self.net = mlp(n_in, n_out, hidden, layers, activation)
+        self._register_normalization(n_in, (n_out,))
+
+    def forward(self, x):
+        return self.out * self.net(self.normalize(x))
 
 
 class NeuralODE(PhysicsModel):
@@ -58,13 +71,26 @@ class NeuralODE(PhysicsModel):
             f"a{i + 1}" for i in range(augment))
         self.time_dependent = bool(time_dependent)
         self._register_state_range(dim)
-        self.net = mlp(self.dim + self.time_dependent, self.dim, hidden, layers, activation)
+        self.field = VectorField(self.dim + self.time_dependent, self.dim, hidden, layers,
+                                 activation)
+
+    def _adapt(self, scales: DataScales) -> None:
+        """Inputs normalised per coordinate (time by the spread of the sample times); outputs
+        in units of each coordinate's rate. Augmented coordinates: offset 0, scale 1, rate
+        ``1/time``."""
+        extra = self.dim - self.observed_dim
+        ones = torch.ones(extra, dtype=torch.float64)
+        loc = torch.cat([scales.loc, 0 * ones] + ([scales.time_loc.reshape(1)]
+                                                   if self.time_dependent else []))
+        scale = torch.cat([scales.scale, ones] + ([scales.time_scale.reshape(1)]
+                                                  if self.time_dependent else []))
+        self.field.set_normalization(loc, scale, torch.cat([scales.rate, ones / scales.time]))
 
     def forward(self, t, y: torch.Tensor) -> torch.Tensor:
         check_state("y", y, self.dim, "NeuralODE", self.state_names)
         if self.time_dependent:
             y = torch.cat([y, sample_times(t, y)], -1)
-        return self.net(y)
+        return self.field(y)
 
     def augment_state(self, y: torch.Tensor) -> torch.Tensor:
         """Pad observed states ``(*batch, dim)`` with ``augment`` zeros."""

@@ -9,9 +9,14 @@ from ..data import Trajectories
 
 def local_polynomial_derivative(t: torch.Tensor, y: torch.Tensor, neighbours: int = 17,
                                 degree: int = 4):
-    """``dy/dt`` at every sample by a least-squares polynomial of ``degree`` through the
-    ``neighbours`` samples nearest in index (a window shifted inward at the ends), on the
-    actual times.
+    """See :func:`local_polynomial`; returns only the derivative."""
+    return local_polynomial(t, y, neighbours, degree)[1]
+
+
+def local_polynomial(t: torch.Tensor, y: torch.Tensor, neighbours: int = 17, degree: int = 4):
+    """Smoothed ``y`` and ``dy/dt`` at every sample by a least-squares polynomial of
+    ``degree`` through the ``neighbours`` samples nearest in index (a window shifted inward at
+    the ends), on the actual times.
 
     The window has a fixed number of samples rather than a fixed duration, so sparse
     stretches of irregular sampling still get a well-posed fit. Degree 4 over 17 samples
@@ -21,8 +26,9 @@ def local_polynomial_derivative(t: torch.Tensor, y: torch.Tensor, neighbours: in
     samples gave 5–6% / 3.3% even on clean data and 11% at 5% noise; plain finite
     differences blow up on close samples.
 
-    ``t`` is ``(n,)``, ``y`` is ``(n, dim)``; returns ``(n, dim)``. Exact for polynomials of
-    degree ≤ ``degree``; with fewer than ``degree + 1`` samples the degree drops to fit.
+    ``t`` is ``(n,)``, ``y`` is ``(n, dim)``; returns the smoothed values and the
+    derivatives, each ``(n, dim)``. Exact for polynomials of degree ≤ ``degree``; with fewer
+    than ``degree + 1`` samples the degree drops to fit.
     """
     n = t.shape[0]
     k = min(neighbours, n)
@@ -34,7 +40,7 @@ def local_polynomial_derivative(t: torch.Tensor, y: torch.Tensor, neighbours: in
     x = dt / scale
     V = torch.stack([x ** i for i in range(degree + 1)], -1)           # (n, k, degree+1)
     coefficients = torch.linalg.lstsq(V, y[window]).solution           # (n, degree+1, dim)
-    return coefficients[:, 1] / scale
+    return coefficients[:, 0], coefficients[:, 1] / scale
 
 
 def estimate_derivatives(data: Trajectories, neighbours: int = 17,

@@ -1,11 +1,15 @@
-"""``fit``: train a model on trajectories, with validation by trajectory, early stopping,
-progress, atomic checkpoints and exact resume."""
+"""``fit``: train a model on trajectories — the recipe by default (normalisation from the data,
+derivative matching then multiple-shooting rollouts, a learning rate that halves on plateaus,
+stopping on convergence), with validation by trajectory, progress, atomic checkpoints and
+exact resume."""
 
 from __future__ import annotations
 
 import copy
+import inspect
 import math
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -14,13 +18,15 @@ from tqdm.auto import tqdm
 
 from .._atomic import atomic_path
 from .._validation import TrainingError, check_int, check_real
-from ..data import Trajectories
-from ..integrators import METHODS
-from ..models.base import parameter_placement
-from .derivatives import estimate_derivatives, local_polynomial_derivative
-from .losses import derivative_loss, rollout_loss
+from ..data import Trajectories, Trajectory
+from ..models.base import DataScales, parameter_placement
+from .derivatives import estimate_derivatives
+from .losses import LOSSES, DerivativeLoss, RolloutLoss
 
-LOSSES = ("derivative", "rollout")
+#: Halvings of the learning rate after which a stage has converged.
+HALVINGS = 5
+#: Relative improvement of the monitored loss that counts as progress.
+THRESHOLD = 1e-3
 
 
 @dataclass
@@ -31,64 +37,89 @@ class FitResult:
     ----------
     model : torch.nn.Module
         The trained model (the same object that was passed in), with the best validation
-        weights when there is a validation set.
+        weights of the last stage when there is a validation set.
     history : list of dict
-        Per epoch: ``epoch``, ``train_loss``, ``val_loss`` (None without validation), ``lr``.
+        Per epoch: ``epoch`` (counted over all stages), ``stage`` (``"derivative"`` or
+        ``"rollout"``), ``train_loss``, ``val_loss`` (None without validation), ``lr``.
     best_epoch : int
         Epoch of the weights kept.
     stopped_early : bool
-        Whether early stopping ended the fit.
+        Whether early stopping (``patience``) ended the fit.
+    converged : dict
+        Per stage name, whether it stopped on convergence (True) or at its epoch cap (False).
     """
 
     model: torch.nn.Module
     history: list = field(default_factory=list)
     best_epoch: int = 0
     stopped_early: bool = False
+    converged: dict = field(default_factory=dict)
+
+    @property
+    def stages(self) -> list[str]:
+        """The stages that ran, in order."""
+        return list(dict.fromkeys(h["stage"] for h in self.history))
 
 
-def fit(model, data: Trajectories, epochs: int = 2000, lr: float = 1e-3,
-        loss: str = "derivative", batch_size: int | None = None, device=None,
-        dtype: torch.dtype = torch.float32, val_fraction: float = 0.2, seed: int = 0,
-        progress: bool = True, checkpoint=None, checkpoint_every: int = 100,
-        resume: bool = False, patience: int | None = None, weight_decay: float = 0.0,
-        schedule: str | None = None, window: int = 5, rollout_method: str | None = None,
-        substeps: int = 2, adjoint: bool = False) -> FitResult:
-    """Fit ``model`` to trajectories with Adam.
+def fit(model, data: Trajectories, *, loss="auto", epochs: int | None = None,
+        lr: float | None = None, optimizer=None, scheduler=None,
+        batch_size: int | None = None, device=None, dtype: torch.dtype | None = None,
+        val_fraction: float = 0.2, seed: int = 0, progress: bool = True,
+        checkpoint=None, checkpoint_every: int = 100, resume: bool = False,
+        patience: int | None = None, weight_decay: float = 0.0, schedule: str | None = None,
+        window: int | None = None, rollout_method=None, substeps: int | None = None,
+        adjoint: bool | None = None) -> FitResult:
+    """Fit ``model`` to trajectories. With no options this is the recipe: it normalises the
+    model from the data (:meth:`physnode.models.PhysicsModel.adapt`), matches derivatives,
+    then refines on the observed states by multiple shooting, each stage with Adam and a
+    learning rate halved whenever the loss stops improving, until it has converged.
 
     Parameters
     ----------
     model : physnode.models.NeuralODE, HNN or LNN (any ``nn.Module`` vector field)
         Trained in place.
     data : Trajectories
-        Observed states in the model's coordinates: ``(q, p)`` for HNN, ``(q, q̇)`` for LNN.
-    epochs, lr, weight_decay : training length and Adam settings.
-    loss : ``"derivative"`` or ``"rollout"``
-        ``"derivative"`` matches ``dy/dt`` — the data's ``dy`` when present, otherwise
-        estimated by local quadratic fits on the actual sample times (see
-        :func:`estimate_derivatives`). ``"rollout"`` (multiple shooting) integrates from every
-        observed state through the next ``window − 1`` observed times and matches the states.
+        Observed states in the model's coordinates: ``(q, p)`` for HNN, ``(q, q̇)`` for LNN
+        and an HNN in velocity coordinates, or positions ``q`` only for those.
+    loss : ``"auto"``, :class:`DerivativeLoss`, :class:`RolloutLoss` or a sequence of them
+        The stages to run in order. ``"auto"`` (default) is ``(DerivativeLoss(),
+        RolloutLoss())``; ``"derivative"`` and ``"rollout"`` name one stage. Losses are in the
+        data's units of each coordinate, so they read the same in any units.
+    epochs : int, optional
+        A cap on each stage's epochs (default: the stage's ``max_epochs``); stages normally
+        stop earlier, on convergence (``FitResult.converged``).
+    lr : float, optional
+        Adam's learning rate for every stage (default: each stage's ``lr``).
+    optimizer : callable or torch.optim.Optimizer, optional
+        A factory ``optimizer(params) -> Optimizer`` (an optimizer class is called as
+        ``cls(params, lr=...)``), or an optimizer over the model's parameters used as is.
+        Default: Adam with ``weight_decay``.
+    scheduler : callable, optional
+        A factory ``scheduler(optimizer) -> LRScheduler``, stepped once per epoch (with the
+        monitored loss if it is a ``ReduceLROnPlateau``); the stage then runs to its cap.
+        Default: halve the learning rate after ``patience`` epochs without a relative
+        improvement of 1e-3 and stop after 5 halvings. ``schedule="cosine"`` is the older
+        spelling of cosine annealing over the cap.
     batch_size : int, optional
         Samples (derivative) or windows (rollout) per step; all at once by default.
-    device, dtype : where and in what precision to train; by default where the model's
-        parameters already are (``model.to("cuda")`` then ``fit`` trains on the GPU).
+    device, dtype : where and in what precision to train; by default where and in the
+        precision the model's parameters already are.
     val_fraction : float
-        Fraction of trajectories (not samples) held out for validation.
+        Held out for validation (0.2 by default; 0 for none): whole trajectories when there
+        are at least 10, else a contiguous block of that fraction of every trajectory (a
+        held-out run among few is often outside the others' range). Stages converge on the
+        validation loss and end on their best validation weights.
     seed : int
-        Seeds the split, the initial weights' shuffling and the minibatches.
+        Seeds the split and the minibatches.
     progress : bool
         Show a progress bar (only when standard error is a terminal).
     checkpoint : path, optional
-        Written atomically every ``checkpoint_every`` epochs and at the end; with
-        ``resume=True`` the fit continues from it exactly.
+        Written atomically every ``checkpoint_every`` epochs and at the end of each stage;
+        with ``resume=True`` the fit continues from it exactly.
     patience : int, optional
-        Stop after this many epochs without a better validation loss.
-    schedule : ``None`` or ``"cosine"``
-        Learning-rate schedule over ``epochs``.
-    window, rollout_method, substeps, adjoint : rollout settings. The method defaults to the
-        model's ``default_integrator`` (a NeuralODE's dopri5 is adaptive, at rtol 1e-6); each
-        interval between samples takes ``substeps`` steps of a fixed-step method.
-        ``adjoint=True`` backpropagates in O(1) memory (torchdiffeq's ``odeint_adjoint`` for
-        explicit methods, the exact reversible adjoint for symmetric symplectic ones).
+        Stop a stage after this many epochs without a better validation loss.
+    window, rollout_method, substeps, adjoint : older spellings of ``RolloutLoss(window=,
+        method=, substeps=, adjoint=)`` for ``loss="rollout"`` or ``"auto"``.
 
     Raises
     ------
@@ -97,106 +128,235 @@ def fit(model, data: Trajectories, epochs: int = 2000, lr: float = 1e-3,
         before any training.
     physnode.TrainingError
         When the loss becomes non-finite; the model keeps the last good weights.
+
+    Examples
+    --------
+    >>> import physnode as pn
+    >>> data = pn.data.simulate(pn.systems.MassSpring(), n_trajectories=4, n_points=20)
+    >>> result = pn.fit(pn.models.HNN(dof=1, hidden=16), data, epochs=3, progress=False)
+    >>> result.stages, len(result.history)
+    (['derivative', 'rollout'], 6)
     """
-    expected = _check_inputs(model, data, epochs, lr, loss, batch_size, val_fraction,
-                             checkpoint_every, resume, checkpoint, patience, schedule, window,
-                             substeps)
-    method = _rollout_method(model, rollout_method) if loss == "rollout" else None
-    train_idx, val_idx = _split(len(data), val_fraction, seed)
+    stages = _stages(loss, window, rollout_method, substeps, adjoint, data)
+    width = _check_inputs(model, data, stages, epochs, lr, batch_size, val_fraction,
+                          checkpoint_every, resume, checkpoint, patience, schedule,
+                          weight_decay)
+    train_data, val_data = split(data, val_fraction, seed,
+                                 max(getattr(s, "window", 3) for s in stages))
+    place = parameter_placement(model)
+    place = {"device": device if device is not None else place["device"],
+             "dtype": dtype if dtype is not None else place["dtype"]}
+    model_width = getattr(model, "observed_dim", getattr(model, "dim", width))
+    states, rates = DerivativeLoss().targets(train_data, model_width)
     if hasattr(model, "record_training_states"):
-        model.record_training_states(torch.cat([tr.y for tr in data]).to(model.state_range))
-    device = device if device is not None else parameter_placement(model)["device"]
-    model.to(device=device, dtype=dtype)
-    make = _derivative_batches if loss == "derivative" else _window_batches
-    model_width = getattr(model, "observed_dim", getattr(model, "dim", expected))
-    train = make(data, train_idx, window, device, dtype, expected, model_width)
-    val = (make(data, val_idx, window, device, dtype, expected, model_width)
-           if len(val_idx) else None)
+        model.record_training_states(torch.cat(states).to(model.state_range))
+    if hasattr(model, "adapt"):
+        model.adapt(DataScales(torch.cat(states), torch.cat(rates),
+                               torch.cat([tr.t for tr in train_data])))
+    model.to(**place)
 
-    def objective(batch):
-        if loss == "derivative":
-            return derivative_loss(model, *batch)
-        t, y, start = batch
-        augment = getattr(model, "augment_state", None)
-        start = augment(start) if augment is not None else start
-        return rollout_loss(model, t, y, method=method, substeps=substeps, start=start,
-                            adjoint=adjoint)
-
-    optimizer = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
-    scheduler = (torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, epochs)
-                 if schedule == "cosine" else None)
     shuffle = torch.Generator().manual_seed(seed)
-    state = {"epoch": 0, "history": [], "best": None, "best_val": math.inf, "best_epoch": 0}
+    state = {"epoch": 0, "stage": 0, "stage_epoch": 0, "history": [], "best": None,
+             "best_val": math.inf, "best_epoch": 0, "plateau": None, "converged": {}}
+    payload = None
     if resume and checkpoint is not None and Path(checkpoint).is_file():
-        state = _load_checkpoint(checkpoint, model, optimizer, scheduler, shuffle)
-
-    n_train = train[0].shape[0]
-    size = batch_size or n_train
-    bar = tqdm(range(state["epoch"], epochs), initial=state["epoch"], total=epochs,
-               disable=not (progress and sys.stderr.isatty()), desc="fit", unit="epoch")
-    last_good = copy.deepcopy(model.state_dict())
+        payload = _load_checkpoint(checkpoint, model, shuffle)
+        state = payload["state"]
     stopped_early = False
-    for epoch in bar:
+    for k, stage in enumerate(stages):
+        if k < state["stage"]:
+            continue
+        cap = epochs if epochs is not None else stage.max_epochs
+        train = _to(stage.batches(train_data, model_width), place)
+        val = _to(stage.batches(val_data, model_width, validation=True), place)
+        stage_lr = lr if lr is not None else stage.lr
+        opt = _optimizer(optimizer, model, stage_lr, weight_decay)
+        sched = _scheduler(scheduler, schedule, opt, cap)
+        if payload is not None:          # resuming inside this stage (else it starts afresh)
+            if payload["optimizer"] is not None:
+                opt.load_state_dict(payload["optimizer"])
+            if sched is not None and payload["scheduler"] is not None:
+                sched.load_state_dict(payload["scheduler"])
+            payload = None
+        plateau = state["plateau"] or {"best": math.inf, "bad": 0, "halvings": 0}
+        stopped_early |= _run_stage(model, stage, train, val, opt, sched, plateau, cap,
+                                    batch_size, shuffle, state, patience, progress,
+                                    checkpoint, checkpoint_every, default_schedule=(
+                                        scheduler is None and schedule is None))
+        if state["best"] is not None:       # each stage ends on its best validation weights
+            model.load_state_dict(state["best"])
+        state.update(stage=k + 1, stage_epoch=0, plateau=None, best=None, best_val=math.inf)
+        if checkpoint is not None:     # the next stage starts with a fresh optimizer
+            _save_checkpoint(checkpoint, model, None, None, shuffle, state)
+        if stopped_early:
+            break
+    return FitResult(model, state["history"], state["best_epoch"], stopped_early,
+                     state["converged"])
+
+
+def _run_stage(model, stage, train, val, opt, sched, plateau, cap, batch_size, shuffle, state,
+               patience, progress, checkpoint, checkpoint_every, default_schedule):
+    """Train one stage from ``state["stage_epoch"]`` to convergence or ``cap``, watching the
+    validation loss when there is one (else the training loss); returns whether early
+    stopping ended it."""
+    n_train = train[0].shape[0]
+    per_epoch = max(1, math.ceil(stage.epoch_fraction * n_train))
+    size = batch_size or per_epoch
+    # Fixed sub-steps for the whole stage (computed once, from the training windows).
+    options = ({"substeps": stage.steps(model, train[0])} if isinstance(stage, RolloutLoss)
+               else {})
+    bar = tqdm(range(state["stage_epoch"], cap), initial=state["stage_epoch"], total=cap,
+               disable=not (progress and sys.stderr.isatty()), desc=f"fit [{stage.name}]",
+               unit="epoch")
+    last_good = copy.deepcopy(model.state_dict())
+    stopped_early = converged = False
+    for stage_epoch in bar:
         model.train()
-        order = torch.randperm(n_train, generator=shuffle, device="cpu")
+        order = torch.randperm(n_train, generator=shuffle, device="cpu")[:per_epoch]
         total = 0.0
-        for start in range(0, n_train, size):
+        for start in range(0, per_epoch, size):
             idx = order[start:start + size].to(train[0].device)
-            optimizer.zero_grad()
-            value = objective(tuple(x[idx] for x in train))
+            opt.zero_grad()
+            value = stage(model, tuple(x[idx] for x in train), **options)
             if not torch.isfinite(value):
                 model.load_state_dict(last_good)
                 raise TrainingError(
-                    f"the training loss became {value.item()} at epoch {epoch + 1}; stopped "
-                    f"and kept the weights of epoch {epoch} (try a smaller lr, or "
-                    f"float64)", history=state["history"])
+                    f"the training loss became {value.item()} at epoch {state['epoch'] + 1}; "
+                    f"stopped and kept the weights of epoch {state['epoch']} (try a smaller "
+                    f"lr, or float64)", history=state["history"])
             value.backward()
-            optimizer.step()
+            opt.step()
             total += value.item() * len(idx)
-        if scheduler is not None:
-            scheduler.step()
+        train_loss = total / per_epoch
         last_good = copy.deepcopy(model.state_dict())
-        record = {"epoch": epoch + 1, "train_loss": total / n_train, "val_loss": None,
-                  "lr": optimizer.param_groups[0]["lr"]}
+        record = {"epoch": state["epoch"] + 1, "stage": stage.name, "train_loss": train_loss,
+                  "val_loss": None, "lr": opt.param_groups[0]["lr"]}
         if val is not None:
             model.eval()
-            record["val_loss"] = objective(val).item()
+            with torch.no_grad():
+                record["val_loss"] = stage(model, val, **options).item()
             if record["val_loss"] < state["best_val"]:
-                state.update(best_val=record["val_loss"], best_epoch=epoch + 1,
+                state.update(best_val=record["val_loss"], best_epoch=record["epoch"],
                              best=copy.deepcopy(model.state_dict()))
+        else:
+            state["best_epoch"] = record["epoch"]
         state["history"].append(record)
-        state["epoch"] = epoch + 1
-        bar.set_postfix(loss=f"{record['train_loss']:.3g}",
+        state["epoch"] += 1
+        state["stage_epoch"] = stage_epoch + 1
+        monitored = train_loss if val is None else record["val_loss"]
+        if default_schedule:
+            converged = _plateau_step(plateau, monitored, opt, stage.patience)
+        elif sched is not None:
+            is_plateau = isinstance(sched, torch.optim.lr_scheduler.ReduceLROnPlateau)
+            sched.step(monitored) if is_plateau else sched.step()
+        state["plateau"] = plateau
+        bar.set_postfix(loss=f"{train_loss:.3g}",
                         val=f"{record['val_loss']:.3g}" if val is not None else "-")
-        if checkpoint is not None and ((epoch + 1) % checkpoint_every == 0 or
-                                       epoch + 1 == epochs):
-            _save_checkpoint(checkpoint, model, optimizer, scheduler, shuffle, state)
-        if patience is not None and val is not None and epoch + 1 - state["best_epoch"] >= \
-                patience:
-            stopped_early = True
+        done = converged or stage_epoch + 1 == cap
+        if patience is not None and val is not None and \
+                record["epoch"] - state["best_epoch"] >= patience:
+            stopped_early = done = True
+        if checkpoint is not None and (state["epoch"] % checkpoint_every == 0 or done):
+            _save_checkpoint(checkpoint, model, opt, sched, shuffle, state)
+        if done:
             break
     bar.close()
-    if state["best"] is not None:
-        model.load_state_dict(state["best"])
-    best_epoch = state["best_epoch"] if state["best"] is not None else state["epoch"]
-    return FitResult(model, state["history"], best_epoch, stopped_early)
+    state["converged"][stage.name] = converged
+    return stopped_early
 
 
-def _check_inputs(model, data, epochs, lr, loss, batch_size, val_fraction, checkpoint_every,
-                  resume, checkpoint, patience, schedule, window, substeps) -> int:
+def _plateau_step(plateau: dict, loss: float, opt, patience: int) -> bool:
+    """Halve the learning rate after ``patience`` epochs without a relative improvement of
+    ``THRESHOLD``; converged after ``HALVINGS`` halvings."""
+    if loss < plateau["best"] * (1 - THRESHOLD):
+        plateau.update(best=loss, bad=0)
+        return False
+    plateau["bad"] += 1
+    if plateau["bad"] < patience:
+        return False
+    if plateau["halvings"] >= HALVINGS:
+        return True
+    plateau.update(bad=0, halvings=plateau["halvings"] + 1)
+    for group in opt.param_groups:
+        group["lr"] *= 0.5
+    return False
+
+
+def _stages(loss, window, rollout_method, substeps, adjoint, data) -> list:
+    """The stage objects for ``loss`` (old rollout keywords folded into a RolloutLoss; a named
+    rollout stage's window no longer than the shortest trajectory)."""
+    legacy = {k: v for k, v in (("window", window), ("method", rollout_method),
+                                ("substeps", substeps), ("adjoint", adjoint)) if v is not None}
+    if isinstance(loss, str):
+        if loss not in ("auto", *LOSSES):
+            raise ValueError(f"`loss` must be 'auto', 'derivative', 'rollout', a "
+                             f"DerivativeLoss or RolloutLoss, or a sequence of them; got "
+                             f"{loss!r}")
+        if "window" not in legacy and isinstance(data, Trajectories) and len(data):
+            shortest = min(len(tr) for tr in data)
+            legacy["window"] = max(2, min(RolloutLoss.window, shortest))
+        rollout = RolloutLoss(**legacy)
+        return {"auto": [DerivativeLoss(), rollout], "derivative": [DerivativeLoss()],
+                "rollout": [rollout]}[loss]
+    if legacy:
+        raise ValueError(f"pass {', '.join(sorted(legacy))} to RolloutLoss(...) when `loss` is "
+                         f"an object; got both")
+    stages = list(loss) if isinstance(loss, Sequence) else [loss]
+    for i, stage in enumerate(stages):
+        if not isinstance(stage, (DerivativeLoss, RolloutLoss)):
+            raise TypeError(f"`loss` must be 'auto', 'derivative', 'rollout', a DerivativeLoss "
+                            f"or RolloutLoss, or a sequence of them; got "
+                            f"{type(stage).__name__}" + (f" at position {i}"
+                                                         if len(stages) > 1 else ""))
+    if not stages:
+        raise ValueError("`loss` is an empty sequence; expected at least one stage")
+    return stages
+
+
+def _optimizer(optimizer, model, lr, weight_decay):
+    if optimizer is None:
+        return torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
+    if isinstance(optimizer, torch.optim.Optimizer):
+        return optimizer
+    if inspect.isclass(optimizer) and issubclass(optimizer, torch.optim.Optimizer):
+        return optimizer(model.parameters(), lr=lr)
+    made = optimizer(model.parameters())
+    if not isinstance(made, torch.optim.Optimizer):
+        raise TypeError(f"`optimizer` must return a torch.optim.Optimizer; got "
+                        f"{type(made).__name__}")
+    return made
+
+
+def _scheduler(scheduler, schedule, opt, cap):
+    if scheduler is not None:
+        made = scheduler(opt)
+        if not hasattr(made, "step"):
+            raise TypeError(f"`scheduler` must return a learning-rate scheduler; got "
+                            f"{type(made).__name__}")
+        return made
+    if schedule == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(opt, cap)
+    return None
+
+
+def _to(batch, place):
+    return None if batch is None else tuple(x.to(**place) for x in batch)
+
+
+def _check_inputs(model, data, stages, epochs, lr, batch_size, val_fraction,
+                  checkpoint_every, resume, checkpoint, patience, schedule, weight_decay) -> int:
     """Validate everything before training; returns the state width the data must have."""
     if not isinstance(model, torch.nn.Module):
         raise TypeError(f"`model` must be a torch.nn.Module vector field; "
                         f"got {type(model).__name__}")
     if not isinstance(data, Trajectories):
         raise TypeError(f"`data` must be physnode.data.Trajectories; got {type(data).__name__}")
-    if loss not in LOSSES:
-        raise ValueError(f"`loss` must be one of {', '.join(map(repr, LOSSES))}; got {loss!r}")
-    check_int("epochs", epochs, minimum=1)
-    check_real("lr", lr, positive=True)
+    if epochs is not None:
+        check_int("epochs", epochs, minimum=1)
+    if lr is not None:
+        check_real("lr", lr, positive=True)
+    check_real("weight_decay", weight_decay, nonnegative=True)
     check_int("checkpoint_every", checkpoint_every, minimum=1)
-    check_int("window", window, minimum=2)
-    check_int("substeps", substeps, minimum=1)
     if batch_size is not None:
         check_int("batch_size", batch_size, minimum=1)
     if patience is not None:
@@ -210,86 +370,90 @@ def _check_inputs(model, data, epochs, lr, loss, batch_size, val_fraction, check
     if len(data) == 0:
         raise ValueError("`data` is empty; expected at least one trajectory")
     expected = getattr(model, "observed_dim", getattr(model, "dim", data.dim))
-    positions_only = loss == "rollout" and 2 * data.dim == expected
+    positions_only = 2 * data.dim == expected and getattr(model, "dof", None) == data.dim
     if data.dim != expected and not positions_only:
         names = getattr(model, "state_names", ())[:expected]
-        hint = (f"; positions-only data ({expected // 2} columns) need loss='rollout'"
-                if 2 * data.dim == expected else "")
+        positions = (f" (or {expected // 2} positions)"
+                     if getattr(model, "dof", None) == expected // 2 else "")
         raise ValueError(f"`data` has {data.dim} states ({', '.join(data.state_names)}) but "
                          f"{type(model).__name__} expects {expected} ({', '.join(names)})"
-                         f"{hint}")
-    if loss == "derivative" and getattr(model, "dim", expected) != expected:
-        raise ValueError("loss='derivative' cannot train the augmented dimensions of a "
-                         "NeuralODE (they are never observed); use loss='rollout'")
+                         f"{positions}")
     for i, tr in enumerate(data):
         for name, x in (("t", tr.t), ("y", tr.y), ("dy", tr.dy)):
             if x is not None and not bool(torch.isfinite(x).all()):
                 raise ValueError(f"`data[{i}].{name}` has non-finite values; expected finite "
                                  f"numbers")
-        if loss == "rollout" and len(tr) < window:
-            raise ValueError(f"`data[{i}]` has {len(tr)} samples, fewer than the rollout "
-                             f"`window` of {window}")
+        if len(tr) < 3:
+            raise ValueError(f"`data[{i}]` has {len(tr)} samples; expected at least 3")
+    for stage in stages:
+        stage.check(model, data, data.dim)
     return data.dim
 
 
-def _rollout_method(model, name):
-    name = name or getattr(model, "default_integrator", "rk4")
-    if name not in METHODS:
-        raise ValueError(f"`rollout_method` must be one of {', '.join(map(repr, METHODS))}; "
-                         f"got {name!r}")
-    return name
+#: With at least this many trajectories, whole trajectories are held out for validation.
+BY_TRAJECTORY = 10
 
 
-def _split(n, val_fraction, seed):
-    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed), device="cpu")
-    n_val = min(n - 1, round(val_fraction * n)) if n > 1 else 0
-    return order[n_val:].tolist(), order[:n_val].tolist()
+def split(data: Trajectories, val_fraction: float, seed: int, shortest: int = 3):
+    """``(train, validation)`` trajectories.
+
+    With at least ``BY_TRAJECTORY`` trajectories, ``val_fraction`` of them are held out
+    whole. With fewer, a held-out run would often lie outside the others' range, so each
+    trajectory instead gives up one contiguous block of ``val_fraction`` of its samples at
+    a random place (seeded): the same region of state space, independent noise. Pieces keep
+    derivative estimates made on the whole trajectory, so no edge effect enters. Pieces or
+    blocks shorter than ``shortest`` samples are not cut.
+    """
+    n = len(data)
+    if val_fraction == 0 or n == 0:
+        return data, Trajectories([], data.state_names)
+    generator = torch.Generator().manual_seed(seed)
+    if n >= BY_TRAJECTORY:
+        order = torch.randperm(n, generator=generator, device="cpu").tolist()
+        n_val = min(n - 1, round(val_fraction * n))
+        return (Trajectories([data[i] for i in sorted(order[n_val:])], data.state_names),
+                Trajectories([data[i] for i in sorted(order[:n_val])], data.state_names))
+    whole = data if data.has_derivatives else with_derivatives(data)
+    train, val = [], []
+    for tr in whole:
+        size = round(val_fraction * len(tr))
+        if size < shortest or len(tr) - size < shortest:
+            train.append(tr)
+            continue
+        start = int(torch.randint(len(tr) - size + 1, (1,), generator=generator))
+        if max(start, len(tr) - start - size) < shortest:     # keep one piece long enough
+            start = len(tr) - size
+        val.append(_piece(tr, start, start + size))
+        train += [_piece(tr, a, b) for a, b in ((0, start), (start + size, len(tr)))
+                  if b - a >= 3]
+    return Trajectories(train, data.state_names), Trajectories(val, data.state_names)
 
 
-def _derivative_batches(data, indices, window, device, dtype, width, model_width):
-    if not indices:
-        return None
-    chosen = Trajectories([data[i] for i in indices], data.state_names)
-    targets = ([tr.dy for tr in chosen] if chosen.has_derivatives
-               else estimate_derivatives(chosen))
-    y = torch.cat([tr.y for tr in chosen])
-    dy = torch.cat(targets)
-    return y.to(device=device, dtype=dtype), dy.to(device=device, dtype=dtype)
+def _piece(tr: Trajectory, a: int, b: int) -> Trajectory:
+    return Trajectory(tr.t[a:b], tr.y[a:b], None if tr.dy is None else tr.dy[a:b])
 
 
-def _window_batches(data, indices, window, device, dtype, width, model_width):
-    """All windows of ``window`` consecutive samples, with their own times, and the state each
-    window starts from: the first observed state, or for positions-only data the first
-    positions with velocities estimated from the samples (``dq/dt``, local polynomial)."""
-    if not indices:
-        return None
-    ts, ys, starts_ = [], [], []
-    for i in indices:
-        tr = data[i]
-        starts = range(len(tr) - window + 1)
-        ts.append(torch.stack([tr.t[s:s + window] for s in starts]))
-        ys.append(torch.stack([tr.y[s:s + window] for s in starts]))
-        first = tr.y[:len(starts)]
-        if model_width == 2 * width:
-            velocity = local_polynomial_derivative(tr.t.double(), tr.y.double())
-            first = torch.cat([first, velocity[:len(starts)].to(first)], -1)
-        starts_.append(first)
-    return tuple(torch.cat(x).to(device=device, dtype=dtype) for x in (ts, ys, starts_))
+def with_derivatives(data: Trajectories) -> Trajectories:
+    """The trajectories with ``dy`` estimated from their samples (see
+    :func:`physnode.training.estimate_derivatives`)."""
+    return Trajectories([Trajectory(tr.t, tr.y, dy.to(tr.y))
+                         for tr, dy in zip(data, estimate_derivatives(data))], data.state_names)
 
 
 def _save_checkpoint(path, model, optimizer, scheduler, shuffle, state):
-    payload = {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+    payload = {"model": model.state_dict(),
+               "optimizer": optimizer.state_dict() if optimizer is not None else None,
                "scheduler": scheduler.state_dict() if scheduler is not None else None,
                "shuffle": shuffle.get_state(), "state": state}
     with atomic_path(path) as tmp:
         torch.save(payload, tmp)
 
 
-def _load_checkpoint(path, model, optimizer, scheduler, shuffle):
-    payload = torch.load(path, map_location="cpu", weights_only=False)
+def _load_checkpoint(path, model, shuffle):
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:       # truncated or foreign file: say which, keep the cause
+        raise ValueError(f"{path}: not a complete physnode checkpoint ({error})") from error
     model.load_state_dict(payload["model"])
-    optimizer.load_state_dict(payload["optimizer"])
-    if scheduler is not None and payload["scheduler"] is not None:
-        scheduler.load_state_dict(payload["scheduler"])
     shuffle.set_state(payload["shuffle"])
-    return payload["state"]
+    return payload

@@ -1,20 +1,47 @@
-"""Training losses: derivative matching and rollout (multiple shooting).
+"""Training losses: derivative matching and rollout (multiple shooting), as objects that
+know how to cut trajectories into training batches and how to score a model on them.
 
-Both take minibatches of float tensors already on the model's device and dtype.
+Both are mean squared errors in the data's own units of each coordinate (the rates of the
+derivatives, the spread of the states, as the model's :meth:`~PhysicsModel.adapt` recorded
+them), so a loss means the same whatever units the user measured in.
 """
 
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass
+from typing import ClassVar
+
 import torch
 
-from .._solve import solve
-from ..integrators import METHODS
+from .._solve import resolve_method, solve
+from .._validation import check_int
+from ..data import Trajectories
+from ..integrators import Integrator
+from .derivatives import estimate_derivatives, local_polynomial, local_polynomial_derivative
 
 
-def derivative_loss(model, y: torch.Tensor, dy: torch.Tensor) -> torch.Tensor:
+def _weights(model, name: str, width: int, like: torch.Tensor) -> torch.Tensor | None:
+    scale = getattr(model, name, None)
+    return None if scale is None else scale[:width].to(like)
+
+
+def explicit_integrator(model) -> str:
+    """The model's ``default_integrator`` when it is an explicit fixed-step method (a
+    separable HNN's ``yoshida4``), else ``"rk4"``: fast short rollouts for training and
+    regeneration, where an implicit or adaptive method's cost buys nothing."""
+    default = resolve_method(getattr(model, "default_integrator", "rk4"))
+    return default.name if not (default.adaptive or default.implicit) else "rk4"
+
+
+def derivative_loss(model, y: torch.Tensor, dy: torch.Tensor,
+                    scale: torch.Tensor | None = None) -> torch.Tensor:
     """Mean squared error between ``model(t, y)`` and the target derivatives ``dy``;
-    ``y`` and ``dy`` are ``(B, dim)``."""
-    return (model(torch.zeros((), dtype=y.dtype, device=y.device), y) - dy).pow(2).mean()
+    ``y`` and ``dy`` are ``(B, dim)``; each coordinate divided by ``scale`` when given."""
+    error = model(torch.zeros((), dtype=y.dtype, device=y.device), y) - dy
+    if scale is not None:
+        error = error / scale
+    return error.pow(2).mean()
 
 
 class IntervalField(torch.nn.Module):
@@ -45,19 +72,30 @@ class StretchedField(torch.nn.Module):
         return torch.cat([dt * self.model(s, y), torch.zeros_like(dt)], -1)
 
 
-def rollout_loss(model, t: torch.Tensor, y: torch.Tensor, method: str, substeps: int = 2,
-                 start: torch.Tensor | None = None, adjoint: bool = False):
+def rollout_loss(model, t: torch.Tensor, y: torch.Tensor, method, substeps: int = 2,
+                 start: torch.Tensor | None = None, adjoint: bool = False,
+                 scale: torch.Tensor | None = None):
     """Multiple-shooting loss: from the first state of each window, integrate through the
     window's own (possibly irregular) times and compare with the observed states.
 
     ``t`` is ``(B, K)`` and ``y`` is ``(B, K, width)``; each interval between samples takes
     ``substeps`` steps of ``method`` (adaptive methods use their own steps, rtol 1e-6).
     ``start`` (``(B, dim)``, default ``y[:, 0]``) is the state each window starts from; only
-    its first ``width`` components are compared (positions-only observations).
+    its first ``width`` components are compared (positions-only observations), each divided
+    by ``scale`` when given.
     """
+    error = rollout_errors(model, t, y, method, substeps, start, adjoint)
+    if scale is not None:
+        error = error / scale
+    return error.pow(2).mean()
+
+
+def rollout_errors(model, t: torch.Tensor, y: torch.Tensor, method, substeps: int = 2,
+                   start: torch.Tensor | None = None, adjoint: bool = False) -> torch.Tensor:
+    """Predicted minus observed states of :func:`rollout_loss`, ``(B, K − 1, width)``."""
     state = y[:, 0] if start is None else start
     width, dim = y.shape[-1], state.shape[-1]
-    adaptive = METHODS[method].adaptive if isinstance(method, str) else method.adaptive
+    adaptive = resolve_method(method).adaptive
     predictions = []
     unit = torch.tensor([0.0, 1.0], dtype=y.dtype, device=y.device)
     for j in range(t.shape[1] - 1):
@@ -71,4 +109,173 @@ def rollout_loss(model, t: torch.Tensor, y: torch.Tensor, method: str, substeps:
         state = solve(field, state, unit, method=method, dt=1.0 / substeps, rtol=1e-6,
                       atol=1e-8, adjoint=adjoint).ys[-1][..., :dim]
         predictions.append(state[..., :width])
-    return (torch.stack(predictions, 1) - y[:, 1:]).pow(2).mean()
+    return torch.stack(predictions, 1) - y[:, 1:]
+
+
+@dataclass(frozen=True, kw_only=True)
+class DerivativeLoss:
+    """Derivative matching: ``model(y)`` against ``dy/dt`` at every observed sample — the
+    data's ``dy`` when present, otherwise local polynomial estimates on the actual sample
+    times (:func:`physnode.training.estimate_derivatives`). Fast and well conditioned, but
+    the estimates carry the noise's and the sampling's bias, which :class:`RolloutLoss`
+    then removes.
+
+    Positions-only data (a model with twice the data's width): the velocities and their
+    derivatives are both estimated from the positions.
+
+    Attributes
+    ----------
+    lr : float
+        The stage's default Adam learning rate (normalised units).
+    max_epochs : int
+        The stage's default cap; it usually stops earlier, on convergence.
+    patience : int
+        Epochs without improvement before the learning rate is halved; converged after the
+        last halving.
+    """
+
+    name: ClassVar[str] = "derivative"
+    #: Fraction of the training batch drawn per epoch.
+    epoch_fraction: ClassVar[float] = 1.0
+    lr: float = 3e-3
+    max_epochs: int = 5000
+    patience: int = 60
+
+    def check(self, model, data: Trajectories, width: int) -> None:
+        if getattr(model, "dim", width) != getattr(model, "observed_dim", width):
+            raise ValueError("loss='derivative' cannot train the augmented dimensions of a "
+                             "NeuralODE (they are never observed); use loss='rollout'")
+
+    def targets(self, data: Trajectories, model_width: int):
+        """``(states, derivatives)`` per trajectory, in the model's coordinates (float64)."""
+        ys, dys = [], []
+        derivatives = ([tr.dy for tr in data] if data.has_derivatives
+                       else estimate_derivatives(data))
+        for tr, dy in zip(data, derivatives):
+            y = tr.y.double()
+            if model_width == 2 * data.dim:                     # positions only
+                v = dy.double()
+                y, dy = torch.cat([y, v], -1), torch.cat(
+                    [v, local_polynomial_derivative(tr.t.double(), v)], -1)
+            ys.append(y)
+            dys.append(dy.double())
+        return ys, dys
+
+    def batches(self, data: Trajectories, model_width: int, validation: bool = False):
+        """All samples as one table: ``(y, dy)``, each ``(n, model_width)``; None without
+        data."""
+        if len(data) == 0:
+            return None
+        ys, dys = self.targets(data, model_width)
+        return torch.cat(ys), torch.cat(dys)
+
+    def __call__(self, model, batch) -> torch.Tensor:
+        y, dy = batch
+        return derivative_loss(model, y, dy, _weights(model, "dy_scale", dy.shape[-1], dy))
+
+
+@dataclass(frozen=True, kw_only=True)
+class RolloutLoss:
+    """Multiple shooting: from every observed state, integrate the model through the next
+    ``window − 1`` observed times (irregular gaps included) and match the observed states,
+    each coordinate in units of its spread. No derivative estimate enters, only the
+    observations, so the noise averages out instead of biasing the field.
+
+    Attributes
+    ----------
+    window : int
+        Samples per window (the first is the start).
+    method : str, Integrator or None
+        The rollout integrator: by default the model's ``default_integrator`` when it is an
+        explicit fixed-step method (a separable HNN's ``yoshida4``), else ``"rk4"``.
+    substeps : int or None
+        Fixed steps per sample interval; by default from the gaps between samples and the
+        data's time scale (see :meth:`steps`).
+    adjoint : bool
+        O(1)-memory gradients (see :func:`physnode.solve`).
+    lr, max_epochs, patience : as for :class:`DerivativeLoss`.
+    """
+
+    name: ClassVar[str] = "rollout"
+    window: int = 8
+    method: str | Integrator | None = None
+    substeps: int | None = None
+    adjoint: bool = False
+    smooth_start: bool = True
+    lr: float = 1e-3
+    max_epochs: int = 400
+    patience: int = 25
+
+    @property
+    def epoch_fraction(self) -> float:
+        """An epoch draws ``1/(window − 1)`` of the (overlapping) windows at random: every
+        observed sample is a target about once per epoch, as in the derivative stage."""
+        return 1 / (self.window - 1)
+
+    def __post_init__(self):
+        check_int("window", self.window, minimum=2)
+        if self.substeps is not None:
+            check_int("substeps", self.substeps, minimum=1)
+        if self.method is not None:
+            resolve_method(self.method)
+
+    def check(self, model, data: Trajectories, width: int) -> None:
+        for i, tr in enumerate(data):
+            if len(tr) < self.window:
+                raise ValueError(f"`data[{i}]` has {len(tr)} samples, fewer than the rollout "
+                                 f"`window` of {self.window}")
+
+    def integrator(self, model):
+        return self.method if self.method is not None else explicit_integrator(model)
+
+    def steps(self, model, t: torch.Tensor) -> int:
+        """Sub-steps per interval: the given number, or enough that 90% of the steps are at
+        most half the data's time scale ``T`` (``ωh ≤ 0.5``: rk4's relative error per step
+        below 1e-4) and the longest at most ``2T`` (well inside rk4's stability limit)."""
+        if self.substeps is not None:
+            return self.substeps
+        scale, rate = getattr(model, "y_scale", None), getattr(model, "dy_scale", None)
+        if scale is None:
+            return 2
+        time = (scale / rate).log().mean().exp().item()
+        gaps = (t[:, 1:] - t[:, :-1]).abs().reshape(-1).double()
+        typical = torch.quantile(gaps, 0.9).item() if gaps.numel() < 2 ** 24 else gaps.max()
+        return max(1, math.ceil(typical / (0.5 * time)), math.ceil(gaps.max().item() / (2 * time)))
+
+    def batches(self, data: Trajectories, model_width: int, validation: bool = False):
+        """All windows of ``window`` consecutive samples (for ``validation``, back to back
+        ones: each sample once), with their own times, and the state each window starts
+        from: the first observed state, or for positions-only data the first positions with
+        velocities estimated from the samples. None when no trajectory is long enough."""
+        ts, ys, starts_ = [], [], []
+        for tr in data:
+            if len(tr) < self.window:       # a short piece left by a validation block
+                continue
+            starts = range(0, len(tr) - self.window + 1, self.window - 1 if validation else 1)
+            ts.append(torch.stack([tr.t[s:s + self.window] for s in starts]))
+            ys.append(torch.stack([tr.y[s:s + self.window] for s in starts]))
+            smooth, velocity = local_polynomial(tr.t.double(), tr.y.double())
+            first = (smooth if self.smooth_start else tr.y.double())[list(starts)]
+            if model_width == 2 * data.dim:
+                first = torch.cat([first, velocity[list(starts)]], -1)
+            starts_.append(first)
+        if not ts:
+            return None
+        return tuple(torch.cat(x).double() for x in (ts, ys, starts_))
+
+    def __call__(self, model, batch, substeps: int | None = None) -> torch.Tensor:
+        error = self.errors(model, batch, substeps)
+        scale = _weights(model, "y_scale", error.shape[-1], error)
+        return (error if scale is None else error / scale).pow(2).mean()
+
+    def errors(self, model, batch, substeps: int | None = None) -> torch.Tensor:
+        """Predicted minus observed states over the windows, ``(B, window − 1, width)``."""
+        t, y, start = batch
+        augment = getattr(model, "augment_state", None)
+        start = augment(start) if augment is not None else start
+        steps = substeps if substeps is not None else self.steps(model, t)
+        return rollout_errors(model, t, y, method=self.integrator(model), substeps=steps,
+                              start=start, adjoint=self.adjoint)
+
+
+LOSSES = {"derivative": DerivativeLoss, "rollout": RolloutLoss}

@@ -15,7 +15,7 @@ def test_hnn_keeps_true_energy_100x_better_than_a_neural_ode_over_t_1000(system,
     hnn = pn.models.HNN(dof=1, hidden=64, separable=True)
     node = pn.models.NeuralODE(dim=2, hidden=64)
     for model in (hnn, node):
-        pn.fit(model, data, epochs=1000, lr=3e-3, schedule="cosine", progress=False)
+        pn.fit(model, data, progress=False)             # defaults
     y0 = system.sample_initial_states(4, torch.Generator().manual_seed(1))
     report = pn.compare_energy({"HNN": hnn, "NeuralODE": node}, system=system, y0=y0,
                                t_end=1000.0, dt=0.1, integrators={"NeuralODE": "rk4"})

@@ -35,8 +35,10 @@ def test_recovery_from_an_hnn_trained_on_noisy_irregular_data():
                             noise=0.01, irregular=True, seed=0)
     torch.manual_seed(0)
     hnn = pn.models.HNN(dof=1, hidden=64)
-    pn.fit(hnn, data, epochs=3000, lr=3e-3, schedule="cosine", progress=False)
-    report = pn.discover(hnn, data=data).compare(pendulum)
+    pn.fit(hnn, data, progress=False)                           # defaults
+    equations = pn.discover(hnn, data=data)
+    assert equations.fit_quality.trusted, equations.fit_quality
+    report = equations.compare(pendulum)
     assert report["exact_support"], report
     assert report["max_relative_coefficient_error"] < 0.01      # measured 0.23%
     energy = pn.discovery.hamiltonian(hnn, data=data)
@@ -193,7 +195,20 @@ SHORT = pn.data.simulate(pn.systems.Pendulum(), n_trajectories=1, n_points=10,
      r"^`library` parts must be poly or trig joined by '\+' or '\*'; got 'poly\+cubic'$"),
     (lambda: Library((q,), ()), ValueError, r"^the library is empty"),
     (lambda: pn.discover(SHORT, method="lasso"), ValueError,
-     r"^`method` must be one of 'sindy', 'sr'; got 'lasso'$"),
+     r"^`method` must be Sindy\(...\), SymbolicRegression\(...\) or one of 'sindy', 'sr'; "
+     r"got 'lasso'$"),
+    (lambda: pn.discover(SHORT, method=pn.discovery.Sindy(), degree=2), ValueError,
+     r"^pass degree to the method object itself when `method` is an object; got both$"),
+    (lambda: pn.discover(SHORT, method="sr", degree=2), ValueError,
+     r"^degree are options of method='sindy'; got method='sr'$"),
+    (lambda: pn.discover(SHORT, sr_options={}), ValueError,
+     r"^`sr_options` are options of method='sr'; got method='sindy'$"),
+    (lambda: pn.discovery.Sindy(library=3), TypeError,
+     r"^`library` must be a string like 'poly\+trig' or a Library; got int$"),
+    (lambda: pn.discovery.Sindy(tolerance=0), ValueError,
+     r"^`tolerance` must be positive; got 0.0$"),
+    (lambda: pn.discovery.SymbolicRegression(options=[]), TypeError,
+     r"^`options` must be a dict of pyoperon settings; got list$"),
     (lambda: pn.discovery.hamiltonian(pn.models.NeuralODE(dim=2, hidden=4)), TypeError,
      r"^`model` has no learned hamiltonian \(expected an HNN\); got NeuralODE$"),
     (lambda: pn.discovery.hamiltonian(pn.models.HNN(dof=1, hidden=4)), ValueError,

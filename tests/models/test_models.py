@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 import physnode as pn
+from physnode.models.base import GAIN
 from tests._devices import seeded
 
 
@@ -29,7 +30,7 @@ def _states(n=64, seed=0, dim=2):
 
 def _set_damping(model, c):
     with torch.no_grad():   # softplus(raw) = c
-        model.friction.raw.fill_(math.log(math.expm1(c)))
+        model.friction.raw.fill_(math.log(math.expm1(c)) / GAIN)
 
 
 @pytest.mark.parametrize("damping", [0.0, 0.4])
@@ -204,7 +205,7 @@ def test_hnn_in_velocity_coordinates_with_a_mass_is_the_same_motion():
 
     hnn.hamiltonian = TrueEnergy()
     with torch.no_grad():
-        hnn.raw_mass.fill_(math.log(math.exp(2.0) - 1))     # softplus⁻¹(2)
+        hnn.raw_mass.fill_(math.log(math.exp(2.0) - 1) / GAIN)     # softplus⁻¹(2)
     x = torch.randn(6, 2, dtype=torch.float64)
     y = torch.stack([x[:, 0], 2 * x[:, 1]], -1)
     dy = pendulum(0.0, y)

@@ -20,8 +20,11 @@ def field_error(model, system, n=400):
 
 
 def _fit(model, data, **kwargs):
+    """Derivative matching alone, with a fixed budget (the stage these tests measure)."""
     torch.manual_seed(0)
-    options = {"epochs": 300, "lr": 3e-3, "progress": False, "dtype": torch.float64, **kwargs}
+    options = {"epochs": 300, "lr": 3e-3, "progress": False, "dtype": torch.float64,
+               "loss": "derivative", "scheduler": lambda opt: torch.optim.lr_scheduler.LambdaLR(
+                   opt, lambda epoch: 1.0), **kwargs}
     return pn.fit(model, data, **options)
 
 
@@ -121,17 +124,32 @@ def test_resume_gives_the_weights_of_an_uninterrupted_fit(tmp_path):
         torch.manual_seed(5)
         return pn.models.HNN(dof=1, hidden=16)
 
-    options = {"lr": 1e-2, "batch_size": 20, "progress": False, "seed": 3}
+    options = {"lr": 1e-2, "batch_size": 20, "progress": False, "seed": 3, "epochs": 12}
     straight = fresh()
-    pn.fit(straight, data, epochs=12, **options)
-    ckpt = tmp_path / "run" / "ckpt.pt"
-    interrupted = fresh()
-    pn.fit(interrupted, data, epochs=7, checkpoint=ckpt, checkpoint_every=7, **options)
-    resumed = fresh()                                # a new process would start like this
-    result = pn.fit(resumed, data, epochs=12, checkpoint=ckpt, resume=True, **options)
-    assert [h["epoch"] for h in result.history] == list(range(1, 13))
-    for a, b in zip(straight.state_dict().values(), resumed.state_dict().values()):
-        assert torch.equal(a, b)
+    full = pn.fit(straight, data, **options)
+    assert full.stages == ["derivative", "rollout"]
+    total = len(full.history)
+    # Interrupted inside the first stage, and inside the second (a fresh optimizer there).
+    for stop in (7, 12 + 5):
+        ckpt = tmp_path / f"run{stop}" / "ckpt.pt"
+        interrupted = fresh()
+
+        class Interrupt(Exception):
+            pass
+
+        def crash(*_, stop=stop, ckpt=ckpt):
+            if ckpt.is_file() and torch.load(ckpt, weights_only=True)["state"]["epoch"] >= stop:
+                raise Interrupt
+        hook = interrupted.register_forward_pre_hook(crash)
+        with pytest.raises(Interrupt):
+            pn.fit(interrupted, data, checkpoint=ckpt, checkpoint_every=1, **options)
+        hook.remove()
+        resumed = fresh()                            # a new process would start like this
+        result = pn.fit(resumed, data, checkpoint=ckpt, resume=True, **options)
+        assert [h["epoch"] for h in result.history] == list(range(1, total + 1))
+        assert result.history == full.history
+        for a, b in zip(straight.state_dict().values(), resumed.state_dict().values()):
+            assert torch.equal(a, b)
 
 
 def test_early_stopping_and_validation_split_by_trajectory():
@@ -139,11 +157,11 @@ def test_early_stopping_and_validation_split_by_trajectory():
                             noise=0.3)
     torch.manual_seed(0)
     result = pn.fit(pn.models.NeuralODE(dim=2, hidden=16), data, epochs=500, lr=3e-2,
-                    patience=10, progress=False)
+                    patience=10, progress=False, loss="derivative")
     assert result.stopped_early and len(result.history) < 500
     assert result.best_epoch == min(result.history, key=lambda h: h["val_loss"])["epoch"]
     no_val = pn.fit(pn.models.NeuralODE(dim=2, hidden=8), data, epochs=2, val_fraction=0.0,
-                    progress=False)
+                    progress=False, loss="derivative")
     assert no_val.history[-1]["val_loss"] is None
 
 
@@ -163,14 +181,15 @@ class BreaksAfter(torch.nn.Module):
 
 def test_non_finite_loss_stops_with_a_message_and_keeps_the_last_good_weights():
     data = pn.data.simulate(pn.systems.MassSpring(), n_trajectories=4, n_points=10, seed=0)
-    model = BreaksAfter(calls=6)         # 2 calls per epoch (train + validation)
+    model = BreaksAfter(calls=3)         # 1 call per epoch (no validation)
     torch.manual_seed(0)
     reference = BreaksAfter(calls=10 ** 9)
     reference.load_state_dict(model.state_dict())
-    pn.fit(reference, data, epochs=3, lr=1e-2, progress=False)
+    options = {"lr": 1e-2, "progress": False, "loss": "derivative", "val_fraction": 0.0}
+    pn.fit(reference, data, epochs=3, **options)
     with pytest.raises(pn.TrainingError, match=r"^the training loss became nan at epoch 4; "
                                                r"stopped and kept the weights of epoch 3") as e:
-        pn.fit(model, data, epochs=10, lr=1e-2, progress=False)
+        pn.fit(model, data, epochs=10, **options)
     assert len(e.value.history) == 3
     for a, b in zip(model.state_dict().values(), reference.state_dict().values()):
         torch.testing.assert_close(a, b, rtol=0, atol=0, equal_nan=True)
@@ -180,9 +199,9 @@ GOOD = pn.data.simulate(pn.systems.MassSpring(), n_trajectories=3, n_points=6, s
 
 
 @pytest.mark.parametrize("model,data,kwargs,message", [
-    (pn.models.HNN(dof=2, hidden=4), GOOD, {},
-     r"^`data` has 2 states \(q, p\) but HNN expects 4 \(q1, q2, p1, p2\); positions-only data "
-     r"\(2 columns\) need loss=.rollout.$"),
+    (pn.models.HNN(dof=3, hidden=4), GOOD, {},
+     r"^`data` has 2 states \(q, p\) but HNN expects 6 \(q1, q2, q3, p1, p2, p3\) \(or 3 "
+     r"positions\)$"),
     (pn.models.HNN(dof=1, hidden=4), pn.data.Trajectories([], ("q", "p")), {},
      r"^`data` is empty; expected at least one trajectory$"),
     (pn.models.HNN(dof=1, hidden=4),
@@ -190,11 +209,24 @@ GOOD = pn.data.simulate(pn.systems.MassSpring(), n_trajectories=3, n_points=6, s
                           ("q", "p")), {},
      r"^`data\[0\].y` has non-finite values; expected finite numbers$"),
     (pn.models.HNN(dof=1, hidden=4), GOOD, {"loss": "energy"},
-     r"^`loss` must be one of 'derivative', 'rollout'; got 'energy'$"),
+     r"^`loss` must be 'auto', 'derivative', 'rollout', a DerivativeLoss or RolloutLoss, or a "
+     r"sequence of them; got 'energy'$"),
+    (pn.models.HNN(dof=1, hidden=4), GOOD, {"loss": []},
+     r"^`loss` is an empty sequence; expected at least one stage$"),
+    (pn.models.HNN(dof=1, hidden=4), GOOD,
+     {"loss": pn.training.RolloutLoss(), "window": 4},
+     r"^pass window to RolloutLoss\(...\) when `loss` is an object; got both$"),
+    (pn.models.HNN(dof=1, hidden=4), GOOD, {"weight_decay": -1.0},
+     r"^`weight_decay` must be non-negative; got -1.0$"),
+    (pn.models.HNN(dof=1, hidden=4), pn.data.Trajectories(
+        [pn.data.Trajectory(torch.arange(2.0), torch.zeros(2, 2))], ("q", "p")), {},
+     r"^`data\[0\]` has 2 samples; expected at least 3$"),
     (pn.models.HNN(dof=1, hidden=4), GOOD, {"resume": True},
      r"^`resume=True` needs a `checkpoint` path to resume from$"),
     (pn.models.NeuralODE(dim=2, hidden=4, augment=1), GOOD, {},
      r"^loss='derivative' cannot train the augmented dimensions"),
+    (pn.models.NeuralODE(dim=2, hidden=4), GOOD, {"loss": pn.training.RolloutLoss(window=9)},
+     r"^`data\[0\]` has 6 samples, fewer than the rollout `window` of 9$"),
     (pn.models.HNN(dof=1, hidden=4), GOOD, {"loss": "rollout", "window": 8},
      r"^`data\[0\]` has 6 samples, fewer than the rollout `window` of 8$"),
     (pn.models.HNN(dof=1, hidden=4), GOOD, {"val_fraction": 1.0},
@@ -210,6 +242,16 @@ def test_bad_fit_input_is_refused_before_training(model, data, kwargs, message):
 
 
 def test_bad_fit_types_are_pinned():
+    with pytest.raises(TypeError, match=r"^`loss` must be 'auto', 'derivative', 'rollout', a "
+                                        r"DerivativeLoss or RolloutLoss, or a sequence of "
+                                        r"them; got int at position 1$"):
+        pn.fit(pn.models.HNN(dof=1, hidden=4), GOOD, loss=[pn.training.DerivativeLoss(), 3])
+    with pytest.raises(TypeError, match=r"^`optimizer` must return a torch.optim.Optimizer; "
+                                        r"got NoneType$"):
+        pn.fit(pn.models.HNN(dof=1, hidden=4), GOOD, optimizer=lambda params: None,
+               progress=False)
+    with pytest.raises(TypeError, match=r"^`window` must be an integer; got float$"):
+        pn.training.RolloutLoss(window=4.0)
     with pytest.raises(TypeError, match=r"^`data` must be physnode.data.Trajectories; "
                                         r"got list$"):
         pn.fit(pn.models.HNN(dof=1, hidden=4), [1, 2], epochs=1)
@@ -225,9 +267,6 @@ def test_positions_only_data_train_through_the_rollout_loss():
         [pn.data.Trajectory(tr.t, tr.y[:, :1]) for tr in data], ("q",))
     torch.manual_seed(0)
     hnn = pn.models.HNN(dof=1, hidden=16, separable=True, coordinates="velocity")
-    with pytest.raises(ValueError, match=r"positions-only data \(1 columns\) need "
-                                         r"loss='rollout'$"):
-        pn.fit(hnn, positions, epochs=1, progress=False)
     result = pn.fit(hnn, positions, epochs=120, lr=1e-2, loss="rollout", window=4,
                     progress=False, dtype=torch.float64)
     # Only positions are compared; the loss falls by more than 50x (measured 224x). The

@@ -1,0 +1,148 @@
+"""Discovery methods: objects with one interface, so a new method is one class.
+
+A method turns samples of the state ``y`` and of one time derivative into a SymPy
+right-hand side: :class:`Sindy` (sparse regression on a library of candidate terms, pysindy's
+STLSQ with the threshold chosen on held-out samples) and :class:`SymbolicRegression`
+(pyoperon's genetic programming).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+import numpy as np
+import sympy
+
+from .._validation import check_int, check_real
+from .library import Library
+from .sindy import sparse_regression
+
+
+@dataclass(frozen=True)
+class Found:
+    """One discovered right-hand side: the expression, its held-out relative RMS error, and
+    what the method reports beside it (``inclusion`` frequencies, a Pareto ``front``)."""
+
+    expression: sympy.Expr
+    score: float
+    inclusion: dict | None = None
+    front: list | None = None
+
+
+class DiscoveryMethod(ABC):
+    """The interface of a discovery method: :meth:`regress` finds every requested right-hand
+    side from the same samples."""
+
+    name: ClassVar[str] = ""
+
+    @abstractmethod
+    def regress(self, y: np.ndarray, dy: np.ndarray, symbols: tuple, targets,
+                held_out: np.ndarray, seed: int) -> dict:
+        """``{index: Found}`` for every state index in ``targets``: ``dy[:, index]`` as a
+        function of the states ``y`` (``(n, dim)``), scored on the ``held_out`` samples."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Sindy(DiscoveryMethod):
+    """Sparse identification of nonlinear dynamics (Brunton, Proctor & Kutz 2016) with
+    pysindy's STLSQ, the threshold chosen without tuning (see
+    :mod:`physnode.discovery.sindy`).
+
+    Parameters
+    ----------
+    library : str or Library
+        ``"poly"``, ``"trig"``, ``"poly+trig"`` (union) or ``"poly*trig"`` (with products),
+        with ``degree`` and ``harmonics``; or a :class:`Library` in the state symbols.
+    degree, harmonics : int
+        Polynomial degree and trigonometric harmonics of a named library.
+    tolerance, floor : float
+        Parsimony: the sparsest support whose held-out relative error is at most
+        ``tolerance * best + floor`` is chosen.
+    ensemble : int
+        Bagged models for term inclusion frequencies (``Equations.inclusion``); 0 for none.
+    """
+
+    name: ClassVar[str] = "sindy"
+    library: str | Library = "poly+trig"
+    degree: int = 3
+    harmonics: int = 1
+    tolerance: float = 1.5
+    floor: float = 0.01
+    ensemble: int = 0
+
+    def __post_init__(self):
+        check_int("degree", self.degree, minimum=0)
+        check_int("harmonics", self.harmonics, minimum=1)
+        check_real("tolerance", self.tolerance, positive=True)
+        check_real("floor", self.floor, nonnegative=True)
+        check_int("ensemble", self.ensemble, minimum=0)
+        if not isinstance(self.library, (str, Library)):
+            raise TypeError(f"`library` must be a string like 'poly+trig' or a Library; "
+                            f"got {type(self.library).__name__}")
+
+    def terms(self, symbols) -> Library:
+        """The candidate library in ``symbols``."""
+        if isinstance(self.library, Library):
+            unknown = set().union(*(t.free_symbols for t in self.library.terms)) - set(symbols)
+            if unknown:
+                raise ValueError(f"`library` uses symbols {sorted(map(str, unknown))} that are "
+                                 f"not states {[s.name for s in symbols]}")
+            return Library(tuple(symbols), self.library.terms)
+        return Library.from_spec(self.library, symbols, self.degree, self.harmonics)
+
+    def regress(self, y, dy, symbols, targets, held_out, seed):
+        lib = self.terms(symbols)
+        if len(y) < 2 * len(lib):
+            raise ValueError(f"the data is too short: {len(y)} samples for a library of "
+                             f"{len(lib)} terms; need at least {2 * len(lib)}")
+        theta = lib.matrix(y)
+        found = {}
+        for i in targets:
+            result = sparse_regression(theta, dy[:, i], held_out, self.tolerance, self.floor,
+                                       self.ensemble, seed)
+            inclusion = (None if result.inclusion is None
+                         else dict(zip(lib.terms, result.inclusion.tolist())))
+            found[i] = Found(assemble(lib.terms, result.coefficients), result.score, inclusion)
+        return found
+
+
+@dataclass(frozen=True, kw_only=True)
+class SymbolicRegression(DiscoveryMethod):
+    """Symbolic regression with pyoperon (``pip install "physnode[sr]"``): one regression per
+    equation, the expression chosen by pyoperon's minimum-description-length criterion, the
+    Pareto front of size against held-out error reported beside it.
+
+    Parameters
+    ----------
+    options : dict
+        pyoperon ``SymbolicRegressor`` settings overriding
+        :data:`physnode.discovery.symbolic.DEFAULTS`.
+    """
+
+    name: ClassVar[str] = "sr"
+    options: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        if not isinstance(self.options, dict):
+            raise TypeError(f"`options` must be a dict of pyoperon settings; "
+                            f"got {type(self.options).__name__}")
+
+    def regress(self, y, dy, symbols, targets, held_out, seed):
+        from .symbolic import symbolic_regression
+        found = {}
+        for i in targets:
+            expr, front, score = symbolic_regression(y, dy[:, i], symbols, held_out, seed,
+                                                     self.options)
+            found[i] = Found(expr, score, front=front)
+        return found
+
+
+METHODS = {cls.name: cls for cls in (Sindy, SymbolicRegression)}
+
+
+def assemble(terms, coefficients) -> sympy.Expr:
+    """``Σ c_k θ_k`` over the nonzero coefficients, as SymPy."""
+    return sympy.Add(*[sympy.Float(float(c)) * term for term, c in zip(terms, coefficients)
+                       if c != 0])

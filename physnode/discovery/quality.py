@@ -1,0 +1,103 @@
+"""How well a trained model reproduces the observations, measured before anyone trusts the
+equations discovered from it."""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass
+
+import torch
+
+from ..data import Trajectories
+from ..models.base import parameter_placement
+from ..training.derivatives import local_polynomial
+from ..training.losses import RolloutLoss
+
+#: Noise below this fraction of a coordinate's spread counts as this much: errors that small
+#: do not mislead sparse regression.
+NOISE_FLOOR = 0.005
+#: A model whose rollout error exceeds this many noise levels is not good enough.
+TRUSTED_RATIO = 3.0
+
+
+@dataclass(frozen=True)
+class FitQuality:
+    """The model's short-horizon prediction error on the observations against their noise.
+
+    Attributes
+    ----------
+    rollout_error : float
+        RMS over coordinates and samples of (prediction − observation), each coordinate in
+        units of its spread, predicting every observed sample from the one ``horizon − 1``
+        samples before it (back-to-back windows of the observations, the model's own
+        rollouts in between).
+    noise : float
+        The observations' noise, estimated as the residual of a local quartic fit through
+        17 neighbouring samples (corrected for the fit's degrees of freedom), in the same
+        units.
+    ratio : float
+        ``rollout_error / max(noise, 0.005)``: about 1 for a model as good as the data
+        allows; the noise level is floored at 0.5% of the spread, below which errors do not
+        mislead sparse regression.
+    horizon : int
+        Samples per window.
+    """
+
+    rollout_error: float
+    noise: float
+    ratio: float
+    horizon: int
+
+    @property
+    def trusted(self) -> bool:
+        """Whether the ratio is at most 3: good enough to discover equations from."""
+        return self.ratio <= TRUSTED_RATIO
+
+    def __str__(self) -> str:
+        return (f"rollout error {100 * self.rollout_error:.2g}% of the spread over "
+                f"{self.horizon}-sample windows, {self.ratio:.2g}× the noise "
+                f"({100 * self.noise:.2g}%)")
+
+    def as_dict(self) -> dict:
+        return {"rollout_error": self.rollout_error, "noise": self.noise, "ratio": self.ratio,
+                "horizon": self.horizon}
+
+
+def noise_level(data: Trajectories) -> torch.Tensor:
+    """Per-coordinate noise standard deviation of the observations: the RMS residual of
+    :func:`physnode.training.derivatives.local_polynomial` (17 neighbours, degree 4),
+    divided by ``√(1 − 5/17)`` for the fit's own degrees of freedom; ``(dim,)``, float64."""
+    residuals = [tr.y.double() - local_polynomial(tr.t.double(), tr.y.double())[0]
+                 for tr in data if len(tr) >= 17]
+    if not residuals:
+        return torch.full((data.dim,), math.nan, dtype=torch.float64)
+    return torch.cat(residuals).pow(2).mean(0).sqrt() / math.sqrt(1 - 5 / 17)
+
+
+def fit_quality(model, data: Trajectories, horizon: int = 8) -> FitQuality | None:
+    """:class:`FitQuality` of ``model`` on ``data`` (None when no trajectory has ``horizon``
+    samples)."""
+    loss = RolloutLoss(window=horizon)
+    width = getattr(model, "observed_dim", getattr(model, "dim", data.dim))
+    batch = loss.batches(data, width, validation=True)
+    if batch is None:
+        return None
+    place = parameter_placement(model)
+    batch = tuple(x.to(**place) for x in batch)
+    spread = torch.cat([tr.y.double() for tr in data]).std(0)
+    spread = torch.where(spread > 0, spread, torch.ones_like(spread))
+    with torch.no_grad():
+        error = loss.errors(model, batch).double().cpu() / spread
+    noise = (noise_level(data) / spread).pow(2).mean().sqrt().item()
+    rollout = error.pow(2).mean().sqrt().item()
+    floor = max(noise, NOISE_FLOOR) if math.isfinite(noise) else NOISE_FLOOR
+    return FitQuality(rollout, noise, rollout / floor, horizon)
+
+
+def warn_if_untrusted(quality: FitQuality | None) -> None:
+    if quality is not None and not quality.trusted:
+        warnings.warn(f"the model reproduces the observations poorly: {quality}, more than "
+                      f"{TRUSTED_RATIO:g}× — equations discovered from it are not to be "
+                      f"trusted; fit longer or with another model first", UserWarning,
+                      stacklevel=3)
