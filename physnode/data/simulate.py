@@ -90,7 +90,8 @@ def simulate(system, n_trajectories: int = 25, t_span=(0.0, 3.0), n_points: int 
         dy = system(t_, y_) if derivatives else None   # rhs ignores t or broadcasts it
         trajectories.append(Trajectory(t_, torch.from_numpy(noisy),
                                        None if dy is None else dy.detach()))
-    return Trajectories(trajectories, system.state_names)
+    return Trajectories(trajectories, system.state_names,
+                        angles=getattr(system, "angles", None))
 
 
 def _check_span(t_span):

@@ -79,7 +79,8 @@ def discover(source, method: str | DiscoveryMethod = "sindy", library=None, *,
     targets = range(dof, len(symbols)) if second_order else range(len(symbols))
     equations = {s: symbols[i + dof] for i, s in enumerate(symbols[:dof])} if second_order \
         else {}
-    found = method.regress(y, dy, symbols, targets, held_out, seed)
+    angles = clean.angles if clean.angles is not None else getattr(data, "angles", None)
+    found = method.regress(y, dy, symbols, targets, held_out, seed, angles=angles)
     for i in targets:
         equations[symbols[i]] = found[i].expression
     return Equations(

@@ -7,7 +7,9 @@ their coefficients — no strings from a back-end are parsed.
 
 from __future__ import annotations
 
+import functools
 import itertools
+import operator
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -72,14 +74,18 @@ class Library:
 
     @classmethod
     def from_spec(cls, spec: str, symbols: Sequence[sympy.Symbol], degree: int = 3,
-                  harmonics: int = 1) -> Library:
+                  harmonics: int = 1, periodic: Sequence[sympy.Symbol] | None = None
+                  ) -> Library:
         """Build from a string: parts ``poly`` and ``trig`` joined by ``+`` (union) or ``*``
-        (union plus products), e.g. ``"poly+trig"`` or ``"poly*trig"``."""
+        (union plus products), e.g. ``"poly+trig"`` or ``"poly*trig"``. ``trig`` is of the
+        ``periodic`` symbols (the angles) when given, else of every symbol."""
         if not isinstance(spec, str):
             raise TypeError(f"`library` must be a string like 'poly+trig' or a Library; "
                             f"got {type(spec).__name__}")
+        periodic = symbols if periodic is None else periodic
         parts = {"poly": lambda: cls.polynomial(symbols, degree),
-                 "trig": lambda: cls.trig(symbols, harmonics)}
+                 # no angles: no trigonometric part (None), rather than an empty library
+                 "trig": lambda: cls.trig(periodic, harmonics) if periodic else None}
         result = None
         for factor_spec in spec.replace(" ", "").split("+"):
             names = factor_spec.split("*")
@@ -87,10 +93,13 @@ class Library:
             if unknown or not factor_spec:
                 raise ValueError(f"`library` parts must be {' or '.join(LIBRARY_PARTS)} joined "
                                  f"by '+' or '*'; got {spec!r}")
-            factor = parts[names[0]]()
-            for name in names[1:]:
-                factor = factor * parts[name]()
-            result = factor if result is None else result + factor
+            factors = [f for f in (parts[n]() for n in names) if f is not None]
+            if factors:
+                factor = functools.reduce(operator.mul, factors)
+                result = factor if result is None else result + factor
+        if result is None:
+            raise ValueError(f"`library` {spec!r} has no terms: none of the states "
+                             f"{[s.name for s in symbols]} is an angle")
         return result
 
     def __add__(self, other: Library) -> Library:

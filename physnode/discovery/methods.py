@@ -39,9 +39,10 @@ class DiscoveryMethod(ABC):
 
     @abstractmethod
     def regress(self, y: np.ndarray, dy: np.ndarray, symbols: tuple, targets,
-                held_out: np.ndarray, seed: int) -> dict:
+                held_out: np.ndarray, seed: int, *, angles: tuple | None = None) -> dict:
         """``{index: Found}`` for every state index in ``targets``: ``dy[:, index]`` as a
-        function of the states ``y`` (``(n, dim)``), scored on the ``held_out`` samples."""
+        function of the states ``y`` (``(n, dim)``), scored on the ``held_out`` samples.
+        ``angles``: indices of the states known to be angles (``None``: not known)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -82,18 +83,21 @@ class Sindy(DiscoveryMethod):
             raise TypeError(f"`library` must be a string like 'poly+trig' or a Library; "
                             f"got {type(self.library).__name__}")
 
-    def terms(self, symbols) -> Library:
-        """The candidate library in ``symbols``."""
+    def terms(self, symbols, angles: tuple | None = None) -> Library:
+        """The candidate library in ``symbols``; a named library's trigonometric terms are
+        of the ``angles`` (indices) only, when they are known."""
         if isinstance(self.library, Library):
             unknown = set().union(*(t.free_symbols for t in self.library.terms)) - set(symbols)
             if unknown:
                 raise ValueError(f"`library` uses symbols {sorted(map(str, unknown))} that are "
                                  f"not states {[s.name for s in symbols]}")
             return Library(tuple(symbols), self.library.terms)
-        return Library.from_spec(self.library, symbols, self.degree, self.harmonics)
+        periodic = None if angles is None else [symbols[i] for i in angles]
+        return Library.from_spec(self.library, symbols, self.degree, self.harmonics,
+                                 periodic=periodic)
 
-    def regress(self, y, dy, symbols, targets, held_out, seed):
-        lib = self.terms(symbols)
+    def regress(self, y, dy, symbols, targets, held_out, seed, *, angles=None):
+        lib = self.terms(symbols, angles)
         if len(y) < 2 * len(lib):
             raise ValueError(f"the data is too short: {len(y)} samples for a library of "
                              f"{len(lib)} terms; need at least {2 * len(lib)}")
@@ -129,7 +133,7 @@ class SymbolicRegression(DiscoveryMethod):
             raise TypeError(f"`options` must be a dict of pyoperon settings; "
                             f"got {type(self.options).__name__}")
 
-    def regress(self, y, dy, symbols, targets, held_out, seed):
+    def regress(self, y, dy, symbols, targets, held_out, seed, *, angles=None):
         from .symbolic import symbolic_regression
         found = {}
         for i in targets:

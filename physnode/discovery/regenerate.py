@@ -59,10 +59,10 @@ def regenerate(model, data: Trajectories | None = None, *, n_points: int | None 
         if data.dim != width:
             raise ValueError(f"`data` has {data.dim} states {data.state_names} but the model "
                              f"has {width} {names}")
-        return Trajectories([Trajectory(*parts) for parts in
-                             _rollouts(model, data, n_points, method, substeps, place)],
-                            data.state_names)
-    return Trajectories(_state_samples(model, names, box, n_samples, seed, place), names)
+        return data.with_trajectories([Trajectory(*parts) for parts in
+                                       _rollouts(model, data, n_points, method, substeps, place)])
+    return Trajectories(_state_samples(model, names, box, n_samples, seed, place), names,
+                        angles=getattr(model, "angles", None))
 
 
 def _rollouts(model, data, n_points, method, substeps, place):

@@ -13,6 +13,8 @@ near-collinear terms (q, q³, sin q), which the held-out score alone would rewar
 from __future__ import annotations
 
 import contextlib
+import itertools
+import math
 import warnings
 from dataclasses import dataclass
 
@@ -55,6 +57,7 @@ def sparse_regression(theta: np.ndarray, target: np.ndarray, held_out: np.ndarra
     target_scale = max(float(np.std(target)), np.finfo(float).tiny)
     x, y = theta / scale, target / target_scale
     train = ~held_out
+    score = _Scorer(x, y, train, held_out)
     candidates = {}
     for threshold in THRESHOLDS:
         with warnings.catch_warnings():
@@ -63,11 +66,23 @@ def sparse_regression(theta: np.ndarray, target: np.ndarray, held_out: np.ndarra
             xi = _stlsq(threshold).fit(x[train], y[train]).coef_[0]
         support = tuple(np.flatnonzero(xi))
         if support and support not in candidates:
-            candidates[support] = (_held_out_error(x, y, support, train, held_out), threshold)
-    for support in _stepwise_paths(x, y, train, held_out):
-        if support not in candidates:
-            candidates[support] = (_held_out_error(x, y, support, train, held_out), 0.0)
-    best = min(error for error, _ in candidates.values())
+            candidates[support] = (score(support), threshold)
+    for support in _stepwise_paths(score, x.shape[1]):
+        candidates.setdefault(support, (score(support), 0.0))
+    for support, error in score.small_supports():
+        candidates.setdefault(support, (error, 0.0))
+    # Moment-matrix errors can be inaccurate on ill-conditioned supports: every support that
+    # competes for the choice is rescored from the samples until the competitors are exact.
+    exact = set()
+    while True:
+        best = min(error for error, _ in candidates.values())
+        pending = [s for s, (err, _) in candidates.items()
+                   if err <= tolerance * best + floor and s not in exact]
+        if not pending:
+            break
+        for support in pending:
+            candidates[support] = (score.exact(support), candidates[support][1])
+            exact.add(support)
     acceptable = [(len(s), err, s) for s, (err, _) in candidates.items()
                   if err <= tolerance * best + floor]
     _, _, support = min(acceptable)
@@ -79,33 +94,77 @@ def sparse_regression(theta: np.ndarray, target: np.ndarray, held_out: np.ndarra
     return SparseFit(xi * target_scale / scale, float(error), float(threshold), inclusion)
 
 
-def _held_out_error(x, y, support, train, held_out) -> float:
-    """Relative RMS error on the held-out samples of a least-squares fit on ``support``."""
-    columns = list(support)
-    xi = np.linalg.lstsq(x[train][:, columns], y[train], rcond=None)[0]
-    return float(np.sqrt(np.mean((x[held_out][:, columns] @ xi - y[held_out]) ** 2)))
+class _Scorer:
+    """Held-out relative RMS error of the least-squares fit on a support, from the training
+    and held-out moment matrices: the cost per support does not grow with the samples."""
+
+    def __init__(self, x, y, train, held_out):
+        self.x, self.y, self.train, self.held_out = x, y, train, held_out
+        self.gram, self.moment = x[train].T @ x[train], x[train].T @ y[train]
+        self.hgram, self.hmoment = x[held_out].T @ x[held_out], x[held_out].T @ y[held_out]
+        self.hnorm = float(y[held_out] @ y[held_out])
+        self.n = max(int(np.count_nonzero(held_out)), 1)
+
+    def __call__(self, support) -> float:
+        return float(self.batch(np.asarray([sorted(support)]))[0])
+
+    def exact(self, support) -> float:
+        """The same error by least squares on the samples themselves."""
+        columns = list(support)
+        xi = np.linalg.lstsq(self.x[self.train][:, columns], self.y[self.train], rcond=None)[0]
+        residual = self.x[self.held_out][:, columns] @ xi - self.y[self.held_out]
+        return float(np.sqrt(np.mean(residual ** 2)))
+
+    def batch(self, supports: np.ndarray) -> np.ndarray:
+        """Errors of ``S`` supports of ``m`` terms each, given as an ``(S, m)`` index array."""
+        rows, cols = supports[:, :, None], supports[:, None, :]
+        G, b = self.gram[rows, cols], self.moment[supports]
+        try:
+            xi = np.linalg.solve(G, b[..., None])[..., 0]
+        except np.linalg.LinAlgError:                   # a singular support: one by one
+            xi = np.stack([np.linalg.lstsq(g, v, rcond=None)[0] for g, v in zip(G, b)])
+        sq = (self.hnorm - 2 * np.einsum("sm,sm->s", xi, self.hmoment[supports])
+              + np.einsum("sm,smk,sk->s", xi, self.hgram[rows, cols], xi))
+        return np.sqrt(np.maximum(sq, 0.0) / self.n)
+
+    def small_supports(self):
+        """``(support, error)`` of every support of 1 to ``EXHAUSTIVE_TERMS`` terms, for each
+        size with at most ``EXHAUSTIVE_LIMIT`` supports."""
+        k = self.gram.shape[0]
+        for m in range(1, EXHAUSTIVE_TERMS + 1):
+            if math.comb(k, m) > EXHAUSTIVE_LIMIT:
+                break
+            supports = np.array(list(itertools.combinations(range(k), m)))
+            for support, error in zip(map(tuple, supports), self.batch(supports)):
+                if np.isfinite(error):
+                    yield support, float(error)
 
 
-def _stepwise_paths(x, y, train, held_out):
+def _stepwise_paths(score, k):
     """Greedy supports scored on held-out samples: forward selection (add the term that helps
     most, from one term up) and backward elimination (drop the term that hurts least, from
     all terms down). Thresholding alone can jump past the right sparse support when terms are
     nearly collinear (sin q against q and q³ on small swings)."""
-    def error(support):
-        return _held_out_error(x, y, tuple(sorted(support)), train, held_out)
-
-    every = list(range(x.shape[1]))
+    every = list(range(k))
     chosen, paths = [], []
-    while len(chosen) < len(every):
+    while len(chosen) < k:
         rest = [i for i in every if i not in chosen]
-        chosen.append(rest[int(np.argmin([error(chosen + [i]) for i in rest]))])
+        trials = np.array([sorted(chosen + [i]) for i in rest])
+        chosen.append(rest[int(np.nanargmin(score.batch(trials)))])
         paths.append(tuple(sorted(chosen)))
     support = list(every)
     while len(support) > 1:
-        support.pop(int(np.argmin([error(support[:i] + support[i + 1:])
-                                   for i in range(len(support))])))
+        trials = np.array([support[:i] + support[i + 1:] for i in range(len(support))])
+        support.pop(int(np.nanargmin(score.batch(trials))))
         paths.append(tuple(support))
     return paths
+
+
+#: Every support of up to this many terms is scored when there are at most
+#: ``EXHAUSTIVE_LIMIT`` of them: the sparse answers are never missed for want of a path
+#: leading to them (near-collinear candidates, such as polynomials of an offset coordinate,
+#: can send thresholding and greedy paths elsewhere).
+EXHAUSTIVE_TERMS, EXHAUSTIVE_LIMIT = 3, 20000
 
 
 def _stlsq(threshold):

@@ -80,6 +80,19 @@ class ReferenceSystem:
     stiff: bool = False
     #: Hamiltonian systems have state concat(q, p); used to pick symplectic methods.
     hamiltonian: bool = False
+    #: Indices of the coordinates that are angles (periodic, in radians).
+    angles: tuple[int, ...] = ()
+
+    @property
+    def dissipative(self) -> bool:
+        """Whether the system loses energy through a viscous ``damping`` above 0."""
+        return getattr(self, "damping", 0) > 0
+
+    @property
+    def conservative(self) -> bool:
+        """A Hamiltonian system with neither dissipation nor forcing: its energy is
+        constant."""
+        return self.hamiltonian and not self.dissipative and not getattr(self, "forced", False)
 
     @property
     def dim(self) -> int:

@@ -40,6 +40,7 @@ class Pendulum(ReferenceSystem):
 
     state_names = ("q", "p")
     hamiltonian = True
+    angles = (0,)
 
     def __init__(self, g: float = 9.81, length: float = 1.0, mass: float = 1.0,
                  damping: float = 0.0):
@@ -168,6 +169,14 @@ class Duffing(ReferenceSystem):
         self.omega = check_real("omega", omega)
         self.separable = self.delta == 0 and self.gamma == 0
 
+    @property
+    def dissipative(self) -> bool:
+        return self.delta > 0
+
+    @property
+    def forced(self) -> bool:
+        return self.gamma != 0
+
     def rhs(self, t, y):
         q, p = y[..., 0], y[..., 1]
         pdot = -self.delta * p - self.alpha * q - self.beta * q ** 3
@@ -202,6 +211,7 @@ class DoublePendulum(ReferenceSystem):
     state_names = ("q1", "q2", "p1", "p2")
     hamiltonian = True
     separable = False
+    angles = (0, 1)
 
     def __init__(self, m1: float = 1.0, m2: float = 1.0, l1: float = 1.0, l2: float = 1.0,
                  g: float = 9.81):

@@ -406,13 +406,13 @@ def split(data: Trajectories, val_fraction: float, seed: int, shortest: int = 3)
     """
     n = len(data)
     if val_fraction == 0 or n == 0:
-        return data, Trajectories([], data.state_names)
+        return data, data.with_trajectories([])
     generator = torch.Generator().manual_seed(seed)
     if n >= BY_TRAJECTORY:
         order = torch.randperm(n, generator=generator, device="cpu").tolist()
         n_val = min(n - 1, round(val_fraction * n))
-        return (Trajectories([data[i] for i in sorted(order[n_val:])], data.state_names),
-                Trajectories([data[i] for i in sorted(order[:n_val])], data.state_names))
+        return (data.with_trajectories([data[i] for i in sorted(order[n_val:])]),
+                data.with_trajectories([data[i] for i in sorted(order[:n_val])]))
     whole = data if data.has_derivatives else with_derivatives(data)
     train, val = [], []
     for tr in whole:
@@ -426,7 +426,7 @@ def split(data: Trajectories, val_fraction: float, seed: int, shortest: int = 3)
         val.append(_piece(tr, start, start + size))
         train += [_piece(tr, a, b) for a, b in ((0, start), (start + size, len(tr)))
                   if b - a >= 3]
-    return Trajectories(train, data.state_names), Trajectories(val, data.state_names)
+    return data.with_trajectories(train), data.with_trajectories(val)
 
 
 def _piece(tr: Trajectory, a: int, b: int) -> Trajectory:
@@ -436,8 +436,8 @@ def _piece(tr: Trajectory, a: int, b: int) -> Trajectory:
 def with_derivatives(data: Trajectories) -> Trajectories:
     """The trajectories with ``dy`` estimated from their samples (see
     :func:`physnode.training.estimate_derivatives`)."""
-    return Trajectories([Trajectory(tr.t, tr.y, dy.to(tr.y))
-                         for tr, dy in zip(data, estimate_derivatives(data))], data.state_names)
+    return data.with_trajectories([Trajectory(tr.t, tr.y, dy.to(tr.y))
+                                   for tr, dy in zip(data, estimate_derivatives(data))])
 
 
 def _save_checkpoint(path, model, optimizer, scheduler, shuffle, state):

@@ -190,7 +190,7 @@ SHORT = pn.data.simulate(pn.systems.Pendulum(), n_trajectories=1, n_points=10,
 
 @pytest.mark.parametrize("call,error,message", [
     (lambda: pn.discover(SHORT), ValueError,
-     r"^the data is too short: 10 samples for a library of 14 terms; need at least 28$"),
+     r"^the data is too short: 10 samples for a library of 12 terms; need at least 24$"),
     (lambda: pn.discover(SHORT, library="poly+cubic"), ValueError,
      r"^`library` parts must be poly or trig joined by '\+' or '\*'; got 'poly\+cubic'$"),
     (lambda: Library((q,), ()), ValueError, r"^the library is empty"),

@@ -1,0 +1,236 @@
+"""The zoo: physnode's defaults on systems, noise levels and units no test was tuned on.
+
+    python benchmarks/zoo.py                       # every case (hours on 2 CPU cores)
+    python benchmarks/zoo.py --quick               # one seed, 1% noise, no unit change
+    python benchmarks/zoo.py --systems pendulum --seeds 1 --noise 0.05
+
+One code path for every case, defaults only: the script chooses the model family from what
+the system is (an HNN for a conservative mechanical system, a dissipative HNN for a damped
+one, a NeuralODE otherwise) and nothing else. Every case:
+
+- data: ``pn.data.simulate(system, n_trajectories=8, t_span=(0, 10), n_points=200,
+  noise=..., irregular=True, seed=...)``; with ``units``, every coordinate converted to other
+  units with an offset (positions and non-mechanical states ``50 x + 120``, momenta
+  ``0.2 p − 3``, angles shifted by ``4π``: radians stay radians), the truth converted alike;
+- physnode: ``pn.fit(model, data)`` then ``pn.discover(model, data=data)``, timed together;
+- baselines on the same data: physnode's raw-data route ``pn.discover(data)`` and plain
+  pysindy (``pn.discovery.pysindy_raw``: finite differences, and smoothed finite
+  differences, its default STLSQ);
+- conservative systems without a unit change: a NeuralODE fitted with the same defaults, and
+  the maximum relative true-energy error of both models over t = 1000 (``compare_energy``,
+  dt = 0.1, each model's default integrator) from the first four trajectories' initial
+  states.
+
+Reported per case: exact support, the worst relative coefficient error over the true terms,
+the fit quality, the energy-error ratio NeuralODE/HNN and the wall time; JSON lines to
+``--out`` (a rerun skips the cases already there), and the summary table with ``--table``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import platform
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import sympy
+import torch
+
+import physnode as pn
+
+SYSTEMS = {
+    "pendulum": lambda: pn.systems.Pendulum(),
+    "pendulum L=0.5 m=2": lambda: pn.systems.Pendulum(length=0.5, mass=2.0),
+    "spring": lambda: pn.systems.MassSpring(k=2.0, mass=1.0),
+    "damped spring": lambda: pn.systems.MassSpring(k=3.0, mass=0.5, damping=0.2),
+    "Duffing": lambda: pn.systems.Duffing(alpha=1.0, beta=1.0),
+    "coupled springs": lambda: pn.systems.CoupledSprings(k1=1.0, k2=0.5, k3=1.5, m1=1.0,
+                                                         m2=2.0),
+    "Henon-Heiles": lambda: pn.systems.HenonHeiles(),
+    "Lotka-Volterra": lambda: pn.systems.LotkaVolterra(),
+    "Van der Pol": lambda: pn.systems.VanDerPol(mu=1.0),
+    "Lorenz": lambda: pn.systems.Lorenz(),
+}
+ONE_DOF = ("pendulum", "pendulum L=0.5 m=2", "spring", "damped spring", "Duffing",
+           "Lotka-Volterra", "Van der Pol")
+
+
+def model_for(system):
+    """The model family from what the system is: the only choice the script makes."""
+    if system.hamiltonian:
+        return pn.models.HNN(dof=system.dim // 2, dissipative=system.dissipative)
+    return pn.models.NeuralODE(dim=system.dim)
+
+
+def unit_change(system):
+    """Per coordinate ``(a, b)`` of ``x → a x + b``: positions and non-mechanical states
+    ``50 x + 120``, momenta ``0.2 p − 3``, angles ``x + 4π``."""
+    n = system.dim
+    scale, offset = np.full(n, 50.0), np.full(n, 120.0)
+    if system.hamiltonian:
+        scale[n // 2:], offset[n // 2:] = 0.2, -3.0
+    for i in system.angles:
+        scale[i], offset[i] = 1.0, 4 * math.pi
+    return scale, offset
+
+
+def convert(data, system, units):
+    """The data in other units, and the truth ``{symbol: expr}`` in those units."""
+    truth = system.equations()
+    if not units:
+        return data, truth
+    a, b = unit_change(system)
+    symbols = list(truth)
+    # angles: exactly q + 4π, so that sin and cos of the converted truth simplify
+    exact = [(1, 4 * sympy.pi) if i in system.angles else (a[i], b[i]) for i in range(len(a))]
+    old = {s: (s - exact[i][1]) / exact[i][0] for i, s in enumerate(symbols)}
+    converted = {s: sympy.expand(a[i] * truth[s].subs(old, simultaneous=True))
+                 for i, s in enumerate(symbols)}
+    trajectories = [pn.data.Trajectory(tr.t, tr.y * torch.as_tensor(a) + torch.as_tensor(b))
+                    for tr in data]
+    return pn.data.Trajectories(trajectories, data.state_names), _clean(converted)
+
+
+def _clean(equations, relative=1e-12):
+    """Drop the round-off terms a unit change leaves after expansion."""
+    out = {}
+    for s, e in equations.items():
+        terms = sympy.expand(e).as_coefficients_dict()
+        biggest = max(abs(float(c)) for c in terms.values())
+        out[s] = sympy.Add(*[sympy.Float(float(c)) * t for t, c in terms.items()
+                             if abs(float(c)) > relative * biggest])
+    return out
+
+
+def score(found, truth):
+    report = found.compare(truth)
+    return {"exact_support": report["exact_support"],
+            "max_coefficient_error": report["max_relative_coefficient_error"],
+            "spurious": sum(len(e["spurious"]) for e in report["equations"].values()),
+            "missing": sum(len(e["missing"]) for e in report["equations"].values())}
+
+
+def run_case(name, noise, seed, units):
+    system = SYSTEMS[name]()
+    data = pn.data.simulate(system, n_trajectories=8, t_span=(0.0, 10.0), n_points=200,
+                            noise=noise, irregular=True, seed=seed)
+    data, truth = convert(data, system, units)
+    torch.manual_seed(seed)
+    model = model_for(system)
+    start = time.perf_counter()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        fitted = pn.fit(model, data, progress=False, seed=seed)
+        found = pn.discover(model, data=data, seed=seed)
+    seconds = time.perf_counter() - start
+    row = {"system": name, "noise": noise, "seed": seed, "units": units,
+           "model": type(model).__name__ + (" (dissipative)" if system.dissipative else ""),
+           "seconds": round(seconds, 1), "epochs": {s: sum(h["stage"] == s
+                                                          for h in fitted.history)
+                                                     for s in fitted.stages},
+           "converged": fitted.converged, "fit_quality": found.fit_quality.as_dict(),
+           "warned": any("poorly" in str(w.message) for w in caught),
+           "equations": str(found), **score(found, truth)}
+    row["raw_physnode"] = score(pn.discover(data, seed=seed), truth)
+    for smoothed in (False, True):
+        key = "pysindy_smoothed_fd" if smoothed else "pysindy_fd"
+        try:
+            row[key] = score(pn.discovery.pysindy_raw(data, smoothed=smoothed), truth)
+        except Exception as error:                     # recorded, not fatal
+            row[key] = {"error": f"{type(error).__name__}: {error}"}
+    if system.conservative and not units:
+        row["energy_ratio"] = energy_ratio(system, model, data, seed)
+    return row
+
+
+def energy_ratio(system, hnn, data, seed):
+    torch.manual_seed(seed)
+    node = pn.models.NeuralODE(dim=system.dim)
+    pn.fit(node, data, progress=False, seed=seed)
+    y0 = torch.stack([tr.y[0] for tr in data[:4]])
+    report = pn.compare_energy({"HNN": hnn, "NeuralODE": node}, system=system, y0=y0,
+                               t_end=1000.0, dt=0.1)
+    h, n = report.table
+    return {"hnn": h["max_rel_energy_error"], "node": n["max_rel_energy_error"],
+            "ratio": n["max_rel_energy_error"] / h["max_rel_energy_error"],
+            "integrators": [h["integrator"], n["integrator"]]}
+
+
+def table(rows):
+    """Markdown summary per (system, noise, units): exact support over seeds, the worst
+    coefficient error where exact, the energy ratio range, the time."""
+    groups = {}
+    for r in rows:
+        groups.setdefault((r["system"], r["noise"], r["units"]), []).append(r)
+    lines = ["| system | noise | units | model | exact (physnode) | worst coef. error | "
+             "raw physnode | pysindy FD | pysindy SFD | energy ratio | fit+discover (s) |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
+
+    def exact(rs, key=None):
+        picked = [r if key is None else r[key] for r in rs]
+        return f"{sum(bool(p.get('exact_support')) for p in picked)}/{len(picked)}"
+
+    for (system, noise, units), rs in groups.items():
+        errors = [r["max_coefficient_error"] for r in rs if r["exact_support"]]
+        ratios = [r["energy_ratio"]["ratio"] for r in rs if "energy_ratio" in r]
+        lines.append(
+            f"| {system} | {100 * noise:g}% | {'other' if units else 'SI'} | {rs[0]['model']} "
+            f"| {exact(rs)} | {f'{100 * max(errors):.2f}%' if errors else '–'} "
+            f"| {exact(rs, 'raw_physnode')} | {exact(rs, 'pysindy_fd')} "
+            f"| {exact(rs, 'pysindy_smoothed_fd')} "
+            f"| {f'{min(ratios):.3g}–{max(ratios):.3g}' if ratios else '–'} "
+            f"| {min(r['seconds'] for r in rs):.0f}–{max(r['seconds'] for r in rs):.0f} |")
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--systems", nargs="*", default=list(SYSTEMS))
+    parser.add_argument("--noise", type=float, nargs="*", default=[0.01, 0.05])
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--units", choices=("both", "si", "other"), default="both")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch threads (default: torch's own)")
+    parser.add_argument("--out", default="benchmarks/zoo.jsonl")
+    parser.add_argument("--table", action="store_true", help="print the table of --out")
+    args = parser.parse_args(argv)
+    out = Path(args.out)
+    done = [json.loads(line) for line in out.read_text().splitlines()] if out.is_file() else []
+    if args.table:
+        print(table(done))
+        return
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.quick:
+        args.noise, args.seeds, args.units = [0.01], 1, "si"
+    unit_options = {"both": (False, True), "si": (False,), "other": (True,)}[args.units]
+    keys = {(r["system"], r["noise"], r["seed"], r["units"]) for r in done}
+    print(f"# {platform.processor() or platform.machine()}, {torch.get_num_threads()} "
+          f"thread(s), torch {torch.__version__}", flush=True)
+    for units in unit_options:
+        for noise in args.noise:
+            for name in args.systems:
+                for seed in range(args.seeds):
+                    if (name, noise, seed, units) in keys:
+                        continue
+                    try:
+                        row = run_case(name, noise, seed, units)
+                    except Exception as error:             # recorded, not fatal
+                        row = {"system": name, "noise": noise, "seed": seed, "units": units,
+                               "error": f"{type(error).__name__}: {error}",
+                               "exact_support": False, "max_coefficient_error": math.inf,
+                               "seconds": math.nan, "model": "?"}
+                    print(json.dumps(row), flush=True)
+                    with out.open("a") as fh:
+                        fh.write(json.dumps(row) + "\n")
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    print(table(rows))
+
+
+if __name__ == "__main__":
+    main()
