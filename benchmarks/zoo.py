@@ -3,6 +3,7 @@
     python benchmarks/zoo.py                       # every case (hours on 2 CPU cores)
     python benchmarks/zoo.py --quick               # one seed, 1% noise, no unit change
     python benchmarks/zoo.py --systems pendulum --seeds 1 --noise 0.05
+    python benchmarks/zoo.py --jobs 16             # cases in parallel, one thread each
 
 One code path for every case, defaults only: the script chooses the model family from what
 the system is (an HNN for a conservative mechanical system, a dissipative HNN for a damped
@@ -29,6 +30,7 @@ the fit quality, the energy-error ratio NeuralODE/HNN and the wall time; JSON li
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
 import json
 import math
 import platform
@@ -90,9 +92,9 @@ def convert(data, system, units):
     old = {s: (s - exact[i][1]) / exact[i][0] for i, s in enumerate(symbols)}
     converted = {s: sympy.expand(a[i] * truth[s].subs(old, simultaneous=True))
                  for i, s in enumerate(symbols)}
-    trajectories = [pn.data.Trajectory(tr.t, tr.y * torch.as_tensor(a) + torch.as_tensor(b))
-                    for tr in data]
-    return pn.data.Trajectories(trajectories, data.state_names), _clean(converted)
+    return data.with_trajectories(
+        [pn.data.Trajectory(tr.t, tr.y * torch.as_tensor(a) + torch.as_tensor(b))
+         for tr in data]), _clean(converted)
 
 
 def _clean(equations, relative=1e-12):
@@ -114,7 +116,7 @@ def score(found, truth):
             "missing": sum(len(e["missing"]) for e in report["equations"].values())}
 
 
-def run_case(name, noise, seed, units):
+def run_case(name, noise, seed, units, energy=True):
     system = SYSTEMS[name]()
     data = pn.data.simulate(system, n_trajectories=8, t_span=(0.0, 10.0), n_points=200,
                             noise=noise, irregular=True, seed=seed)
@@ -142,7 +144,7 @@ def run_case(name, noise, seed, units):
             row[key] = score(pn.discovery.pysindy_raw(data, smoothed=smoothed), truth)
         except Exception as error:                     # recorded, not fatal
             row[key] = {"error": f"{type(error).__name__}: {error}"}
-    if system.conservative and not units:
+    if energy and system.conservative and not units:
         row["energy_ratio"] = energy_ratio(system, model, data, seed)
     return row
 
@@ -187,6 +189,22 @@ def table(rows):
     return "\n".join(lines)
 
 
+def recorded_case(name, noise, seed, units, energy=True):
+    """:func:`run_case`, with a failure recorded as a row rather than raised."""
+    try:
+        return run_case(name, noise, seed, units, energy)
+    except Exception as error:                          # recorded, not fatal
+        return {"system": name, "noise": noise, "seed": seed, "units": units,
+                "error": f"{type(error).__name__}: {error}", "exact_support": False,
+                "max_coefficient_error": math.inf, "seconds": math.nan, "model": "?"}
+
+
+def _write(out, row):
+    print(json.dumps(row), flush=True)
+    with out.open("a") as fh:
+        fh.write(json.dumps(row) + "\n")
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
@@ -194,6 +212,10 @@ def main(argv=None):
     parser.add_argument("--noise", type=float, nargs="*", default=[0.01, 0.05])
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--units", choices=("both", "si", "other"), default="both")
+    parser.add_argument("--no-energy", dest="energy", action="store_false",
+                        help="skip the NeuralODE fit and the energy comparison")
+    parser.add_argument("--jobs", type=int, default=1,
+                        help="cases run in parallel processes of one thread each")
     parser.add_argument("--threads", type=int, default=None,
                         help="torch threads (default: torch's own)")
     parser.add_argument("--out", default="benchmarks/zoo.jsonl")
@@ -212,22 +234,18 @@ def main(argv=None):
     keys = {(r["system"], r["noise"], r["seed"], r["units"]) for r in done}
     print(f"# {platform.processor() or platform.machine()}, {torch.get_num_threads()} "
           f"thread(s), torch {torch.__version__}", flush=True)
-    for units in unit_options:
-        for noise in args.noise:
-            for name in args.systems:
-                for seed in range(args.seeds):
-                    if (name, noise, seed, units) in keys:
-                        continue
-                    try:
-                        row = run_case(name, noise, seed, units)
-                    except Exception as error:             # recorded, not fatal
-                        row = {"system": name, "noise": noise, "seed": seed, "units": units,
-                               "error": f"{type(error).__name__}: {error}",
-                               "exact_support": False, "max_coefficient_error": math.inf,
-                               "seconds": math.nan, "model": "?"}
-                    print(json.dumps(row), flush=True)
-                    with out.open("a") as fh:
-                        fh.write(json.dumps(row) + "\n")
+    cases = [(name, noise, seed, units) for units in unit_options for noise in args.noise
+             for name in args.systems for seed in range(args.seeds)
+             if (name, noise, seed, units) not in keys]
+    if args.jobs > 1:
+        with concurrent.futures.ProcessPoolExecutor(args.jobs, initializer=torch.set_num_threads,
+                                                    initargs=(1,)) as pool:
+            for row in concurrent.futures.as_completed(
+                    [pool.submit(recorded_case, *case, args.energy) for case in cases]):
+                _write(out, row.result())
+    else:
+        for case in cases:
+            _write(out, recorded_case(*case, args.energy))
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     print(table(rows))
 

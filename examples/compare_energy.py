@@ -30,10 +30,10 @@ def main():
 
     # 2. Fit a separable HNN (H = T(p) + V(q)) and a NeuralODE on the same data.
     torch.manual_seed(0)
-    models = {"HNN": pn.models.HNN(dof=1, hidden=64, separable=True),
-              "NeuralODE": pn.models.NeuralODE(dim=2, hidden=64)}
+    models = {"HNN": pn.models.HNN(dof=1, separable=True),
+              "NeuralODE": pn.models.NeuralODE(dim=2)}
     for model in models.values():
-        pn.fit(model, data, epochs=1000, lr=3e-3, schedule="cosine")
+        pn.fit(model, data)
 
     # 3. Roll out from 4 new initial states; measure the true energy along each rollout.
     y0 = spring.sample_initial_states(4, torch.Generator().manual_seed(1))

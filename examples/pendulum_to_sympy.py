@@ -18,7 +18,7 @@ import physnode as pn
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="fewer epochs (CI)")
+    parser.add_argument("--quick", action="store_true", help="fewer trajectories (CI)")
     parser.add_argument("--out", default="out/pendulum_to_sympy", help="output folder")
     args = parser.parse_args()
     out = Path(args.out)
@@ -26,11 +26,12 @@ def main():
 
     # 1. Noisy (1%), irregularly sampled data and an HNN fitted to it.
     pendulum = pn.systems.Pendulum()
-    data = pn.data.simulate(pendulum, n_trajectories=5, t_span=(0.0, 10.0), n_points=200,
-                            noise=0.01, irregular=True, seed=0)
+    data = pn.data.simulate(pendulum, n_trajectories=3 if args.quick else 5,
+                            t_span=(0.0, 10.0), n_points=200, noise=0.01, irregular=True,
+                            seed=0)
     torch.manual_seed(0)
-    hnn = pn.models.HNN(dof=1, hidden=64)
-    pn.fit(hnn, data, epochs=1500 if args.quick else 3000, lr=3e-3, schedule="cosine")
+    hnn = pn.models.HNN(dof=1)
+    pn.fit(hnn, data)
 
     # 2. Discover: regenerate clean data from the HNN, then SINDy on polynomials + sin/cos.
     #    The sparsity threshold is chosen on held-out regenerated data, not tuned by hand.

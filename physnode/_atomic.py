@@ -34,3 +34,18 @@ def write_text_atomic(path, text: str) -> Path:
     with atomic_path(path) as tmp:
         Path(tmp).write_text(text)
     return Path(path)
+
+
+def read_torch(path, what: str):
+    """``torch.load(path, weights_only=True)`` onto the CPU, with a truncated, corrupted or
+    foreign file reported as ``ValueError`` naming ``path`` and ``what`` it should be (torch's
+    own messages, such as ``[Errno 22] Invalid argument``, name neither)."""
+    import torch
+
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except PermissionError:
+        raise
+    except Exception as error:       # truncated or foreign file: say which, keep the cause
+        raise ValueError(f"{path}: not a complete {what} (it may be truncated or written by "
+                         f"something else; {type(error).__name__}: {error})") from error

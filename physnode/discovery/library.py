@@ -113,6 +113,11 @@ class Library:
     def __len__(self) -> int:
         return len(self.terms)
 
+    def complexity(self) -> np.ndarray:
+        """Each term's degree, counting a function of the states (``sin q``) as one factor:
+        ``1`` → 0, ``q`` → 1, ``q² p`` → 3, ``p sin q`` → 2."""
+        return np.array([_degree(term) for term in self.terms], dtype=float)
+
     def matrix(self, y: np.ndarray) -> np.ndarray:
         """Evaluate every term on states ``y`` of shape ``(n, dim)``; returns ``(n, len)``."""
         y = np.asarray(y, dtype=float)
@@ -126,3 +131,13 @@ class Library:
 
 def _merge_symbols(a, b):
     return tuple(dict.fromkeys(tuple(a) + tuple(b)))
+
+
+def _degree(term: sympy.Expr) -> int:
+    degree = 0
+    for factor in sympy.Mul.make_args(term):
+        if factor.is_Number:
+            continue
+        base, exponent = factor.as_base_exp()
+        degree += int(exponent) if exponent.is_Integer and exponent > 0 else 1
+    return degree

@@ -105,7 +105,7 @@ class Sindy(DiscoveryMethod):
         found = {}
         for i in targets:
             result = sparse_regression(theta, dy[:, i], held_out, self.tolerance, self.floor,
-                                       self.ensemble, seed)
+                                       self.ensemble, seed, lib.complexity())
             inclusion = (None if result.inclusion is None
                          else dict(zip(lib.terms, result.inclusion.tolist())))
             found[i] = Found(assemble(lib.terms, result.coefficients), result.score, inclusion)

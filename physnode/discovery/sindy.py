@@ -37,7 +37,7 @@ class SparseFit:
 
 def sparse_regression(theta: np.ndarray, target: np.ndarray, held_out: np.ndarray,
                       tolerance: float = 1.5, floor: float = 0.01, ensemble: int = 0,
-                      seed: int = 0) -> SparseFit:
+                      seed: int = 0, complexity: np.ndarray | None = None) -> SparseFit:
     """Sparse coefficients ``ξ`` with ``theta @ ξ ≈ target``.
 
     Parameters
@@ -49,6 +49,10 @@ def sparse_regression(theta: np.ndarray, target: np.ndarray, held_out: np.ndarra
         most ``tolerance * best + floor``; the sparsest acceptable one is chosen.
     ensemble : number of bagged STLSQ models (pysindy ``EnsembleOptimizer``) run at the chosen
         threshold to report inclusion frequencies; 0 for none.
+    complexity : (k,) cost of each term (e.g. its polynomial degree); among acceptable
+        supports of the same size the least complex is chosen (default: all equal). With
+        offset coordinates ``1, x, x²`` are nearly collinear, and ``{1, x}`` and ``{x, x²}``
+        then predict equally well.
     """
     scale = np.sqrt(np.mean(theta ** 2, axis=0))
     scale[scale == 0] = 1.0
@@ -83,9 +87,10 @@ def sparse_regression(theta: np.ndarray, target: np.ndarray, held_out: np.ndarra
         for support in pending:
             candidates[support] = (score.exact(support), candidates[support][1])
             exact.add(support)
-    acceptable = [(len(s), err, s) for s, (err, _) in candidates.items()
-                  if err <= tolerance * best + floor]
-    _, _, support = min(acceptable)
+    cost = np.zeros(theta.shape[1]) if complexity is None else np.asarray(complexity, float)
+    acceptable = [(len(s), float(cost[list(s)].sum()), err, s)
+                  for s, (err, _) in candidates.items() if err <= tolerance * best + floor]
+    *_, support = min(acceptable)
     error, threshold = candidates[support]
     # Refit the chosen support on all samples (train and held out) without thresholding.
     xi = np.zeros(theta.shape[1])

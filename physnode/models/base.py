@@ -9,7 +9,7 @@ import torch
 from torch import nn
 from torch.nn.functional import softplus
 
-from .._atomic import atomic_path
+from .._atomic import atomic_path, read_torch
 from .._validation import check_int
 
 ACTIVATIONS = {"tanh": nn.Tanh, "softplus": nn.Softplus, "silu": nn.SiLU, "gelu": nn.GELU}
@@ -251,7 +251,7 @@ def load(path) -> PhysicsModel:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no saved model at {str(path)!r}")
-    payload = torch.load(path, map_location="cpu", weights_only=True)
+    payload = read_torch(path, "physnode model (written by model.save)")
     if not isinstance(payload, dict) or payload.get("class") not in MODELS:
         raise ValueError(f"{path}: not a physnode model file (expected one written by "
                          f"model.save)")

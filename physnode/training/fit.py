@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from .._atomic import atomic_path
+from .._atomic import atomic_path, read_torch
 from .._validation import TrainingError, check_int, check_real
 from ..data import Trajectories, Trajectory
 from ..models.base import DataScales, parameter_placement
@@ -450,10 +450,7 @@ def _save_checkpoint(path, model, optimizer, scheduler, shuffle, state):
 
 
 def _load_checkpoint(path, model, shuffle):
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:       # truncated or foreign file: say which, keep the cause
-        raise ValueError(f"{path}: not a complete physnode checkpoint ({error})") from error
+    payload = read_torch(path, "physnode checkpoint")
     model.load_state_dict(payload["model"])
     shuffle.set_state(payload["shuffle"])
     return payload

@@ -182,3 +182,26 @@ def test_saved_files_get_ordinary_permissions(tmp_path, noisy_irregular):
     finally:
         os.umask(umask)
     assert (tmp_path / "perm.csv").stat().st_mode & 0o777 == 0o644
+
+
+def test_angles_are_indices_or_names_kept_through_slicing_and_simulation():
+    tr = pn.data.Trajectory(torch.linspace(0, 1, 5), torch.zeros(5, 3))
+    data = pn.data.Trajectories([tr, tr], ("a", "b", "c"), angles=("c", 0))
+    assert data.angles == (0, 2) and data[:1].angles == (0, 2)
+    assert pn.data.Trajectories([tr]).angles is None
+    assert pn.data.simulate(pn.systems.DoublePendulum(), n_trajectories=1,
+                            n_points=3).angles == (0, 1)
+    assert pn.data.simulate(pn.systems.MassSpring(), n_trajectories=1, n_points=3).angles == ()
+
+
+@pytest.mark.parametrize("angles,error,message", [
+    ("a", TypeError, r"^`angles` must be a sequence of state indices or names; got 'a'$"),
+    (("z",), ValueError, r"^`angles` entries must be state names \('a', 'b', 'c'\) or "
+                         r"indices 0\.\.2; got 'z'$"),
+    ((3,), ValueError, r"^`angles` entries must be .* got 3$"),
+    ((True,), ValueError, r"^`angles` entries must be .* got True$"),
+])
+def test_bad_angles_are_named(angles, error, message):
+    tr = pn.data.Trajectory(torch.linspace(0, 1, 5), torch.zeros(5, 3))
+    with pytest.raises(error, match=message):
+        pn.data.Trajectories([tr], ("a", "b", "c"), angles=angles)

@@ -9,7 +9,7 @@ import sympy
 import torch
 
 import physnode as pn
-from physnode.discovery import Equations, Library
+from physnode.discovery import Equations, Library, Sindy
 
 q, p = sympy.symbols("q p", real=True)
 
@@ -223,3 +223,29 @@ SHORT = pn.data.simulate(pn.systems.Pendulum(), n_trajectories=1, n_points=10,
 def test_bad_input_is_named(call, error, message):
     with pytest.raises(error, match=message):
         call()
+
+
+def test_trigonometric_terms_are_of_the_declared_angles_only():
+    q1, q2, p1, p2 = symbols = sympy.symbols("q1 q2 p1 p2", real=True)
+    trig = {t for t in Sindy().terms(symbols, angles=(0, 1)).terms
+            if t.has(sympy.sin, sympy.cos)}
+    assert trig == {sympy.sin(q1), sympy.cos(q1), sympy.sin(q2), sympy.cos(q2)}
+    assert not any(t.has(sympy.sin) for t in Sindy().terms(symbols, angles=()).terms)
+    assert len([t for t in Sindy().terms(symbols).terms if t.has(sympy.sin)]) == 4  # unknown
+    with pytest.raises(ValueError, match=r"^`library` 'trig' has no terms: none of the states "
+                                         r"\['q1', 'q2', 'p1', 'p2'\] is an angle$"):
+        Sindy(library="trig").terms(symbols, angles=())
+
+
+def test_a_spring_in_pixels_is_not_explained_by_sines_of_its_positions():
+    spring = pn.systems.MassSpring(k=2.0)
+    data = pn.data.simulate(spring, n_trajectories=8, n_points=200, noise=0.01,
+                            irregular=True, seed=0)
+    pixels = data.with_trajectories(
+        [pn.data.Trajectory(tr.t, tr.y * torch.tensor([50.0, 0.2], dtype=tr.y.dtype)
+                            + torch.tensor([120.0, -3.0], dtype=tr.y.dtype)) for tr in data])
+    found = pn.discover(pixels)
+    q, p = found.symbols
+    truth = {"q": 250.0 * p + 750.0, "p": -0.008 * q + 0.96}
+    report = found.compare(truth)
+    assert report["exact_support"] and report["max_relative_coefficient_error"] < 0.01

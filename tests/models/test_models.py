@@ -154,6 +154,16 @@ def test_load_errors_are_pinned(tmp_path):
         pn.models.load(tmp_path / "x.pt")
 
 
+@pytest.mark.parametrize("keep", [0, 10, 0.5, -10])
+def test_a_truncated_model_file_is_named_not_an_errno(tmp_path, keep):
+    whole = pn.models.HNN(dof=1, hidden=8).save(tmp_path / "whole.pt").read_bytes()
+    cut = tmp_path / "model.pt"
+    cut.write_bytes(whole[:int(keep * len(whole)) if isinstance(keep, float) else keep])
+    with pytest.raises(ValueError, match=r"^.*model\.pt: not a complete physnode model "
+                                         r"\(written by model\.save\) \(it may be truncated"):
+        pn.models.load(cut)
+
+
 def test_singular_learned_lagrangian_raises():
     lnn = pn.models.LNN(dof=1, hidden=8).double()
     lnn.lagrangian = Scalar(lambda x: x[..., 0] * x[..., 1])      # ∂²L/∂q̇² = 0
