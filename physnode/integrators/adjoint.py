@@ -1,24 +1,25 @@
 """Gradients in O(1) memory in the number of steps (``solve(..., adjoint=True)``).
 
 Explicit Runge–Kutta methods use torchdiffeq's continuous adjoint (``odeint_adjoint``):
-the adjoint ODE is integrated backwards with the same method. Symmetric symplectic methods
-(leapfrog, Yoshida, Gauss–Legendre) are time-reversible, ``Φ_{−h} = Φ_h⁻¹``, so the backward
-pass reconstructs every state by stepping backwards and backpropagates through one step at a
-time: the exact discrete gradient (up to round-off in the reconstruction) without storing
-the trajectory.
+the adjoint ODE is integrated backwards with the same method. Reversible methods
+(``reversible = True``: leapfrog, Yoshida, Gauss–Legendre; symmetric, ``Φ_{−h} = Φ_h⁻¹``)
+get an exact reversible adjoint: the backward pass reconstructs every state by stepping
+backwards and backpropagates through one step at a time, the exact discrete gradient (up to
+round-off in the reconstruction) without storing the trajectory.
 """
 
 from __future__ import annotations
 
 import torch
 
+from .base import Field
 from .stepping import check_finite_state, step_schedule
 
-#: methods whose step with −h inverts the step with h
-REVERSIBLE = ("leapfrog", "yoshida4", "yoshida6", "implicit_midpoint", "gauss_legendre4",
-              "gauss_legendre6")
-#: explicit methods handed to torchdiffeq.odeint_adjoint
-TORCHDIFFEQ = ("euler", "midpoint", "rk4", "dopri5")
+
+def torchdiffeq_handles(method) -> bool:
+    """Whether torchdiffeq's adjoint runs ``method``: the explicit Runge–Kutta methods, whose
+    names are torchdiffeq's."""
+    return not (method.implicit or method.symplectic)
 
 
 def adjoint_parameters(f, f0: torch.Tensor, y0: torch.Tensor) -> tuple[torch.Tensor, ...]:
@@ -36,28 +37,28 @@ def adjoint_parameters(f, f0: torch.Tensor, y0: torch.Tensor) -> tuple[torch.Ten
     return ()
 
 
-def solve_torchdiffeq_adjoint(method, f, y0, t, dt, rtol, atol, params):
+def solve_torchdiffeq_adjoint(method, field: Field, y0, t, dt, rtol, atol, params):
     import torchdiffeq
 
     options = {"step_size": dt} if dt is not None and not method.adaptive else None
 
-    class Field(torch.nn.Module):     # odeint_adjoint wants a module; params passed explicitly
+    class Module(torch.nn.Module):   # odeint_adjoint wants a module; params passed explicitly
         def forward(self, time, y):
-            return f(time, y)
+            return field(time, y)
 
-    return torchdiffeq.odeint_adjoint(Field(), y0, t, method=method.name, rtol=rtol, atol=atol,
-                                      options=options, adjoint_params=params)
+    return torchdiffeq.odeint_adjoint(Module(), y0, t, method=method.name, rtol=rtol,
+                                      atol=atol, options=options, adjoint_params=params)
 
 
 class _ReversibleSolve(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, method, f, t_out, dt, y0, *params):
-        ctx.method, ctx.f, ctx.t_out, ctx.dt = method, f, t_out, dt
+    def forward(ctx, method, field, t_out, dt, y0, *params):
+        ctx.method, ctx.field, ctx.t_out, ctx.dt = method, field, t_out, dt
         ys, y = [y0], y0
         with torch.no_grad():
             for k, h, times in step_schedule(t_out, dt):
                 for time in times:
-                    y, _ = method.step(f, time, y, h)
+                    y, _ = method.step(field, time, y, h)
                 check_finite_state(y, k, t_out, h, method.name, {})
                 ys.append(y)
         ctx.save_for_backward(y, *params)
@@ -65,20 +66,20 @@ class _ReversibleSolve(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad_ys):
-        method, f = ctx.method, ctx.f
+        method = ctx.method
         y, *params = ctx.saved_tensors
         schedule = list(step_schedule(ctx.t_out, ctx.dt))
         # Implicit steps are differentiated by the implicit function theorem.
-        differentiable = {"needs_grad": True} if method.implicit else {}
+        differentiable = ctx.field.variant(needs_grad=True)
         adjoint = grad_ys[-1]
         param_grads = [torch.zeros_like(p) for p in params]
         for k, h, times in reversed(schedule):
             for time in reversed(times):
                 with torch.no_grad():      # reconstruct the start of the step
-                    y_prev, _ = method.step(f, time + h, y, -h)
+                    y_prev, _ = method.step(ctx.field, time + h, y, -h)
                 with torch.enable_grad():
                     y_in = y_prev.detach().requires_grad_(True)
-                    y_out, _ = method.step(f, time, y_in, h, **differentiable)
+                    y_out, _ = method.step(differentiable, time, y_in, h)
                     grads = torch.autograd.grad(y_out, (y_in, *params), adjoint,
                                                 allow_unused=True)
                 adjoint = grads[0]
@@ -90,6 +91,6 @@ class _ReversibleSolve(torch.autograd.Function):
         return (None, None, None, None, adjoint, *param_grads)
 
 
-def solve_reversible_adjoint(method, f, y0, t_out, dt, params):
+def solve_reversible_adjoint(method, field: Field, y0, t_out, dt, params):
     """States at ``t_out`` with gradients by the reversible adjoint; ``(T, B, n)``."""
-    return _ReversibleSolve.apply(method, f, t_out, dt, y0, *params)
+    return _ReversibleSolve.apply(method, field, t_out, dt, y0, *params)
