@@ -15,12 +15,7 @@ from ._validation import (
     check_times,
 )
 from .integrators import METHODS, Integrator
-from .integrators.adjoint import (
-    adjoint_parameters,
-    solve_reversible_adjoint,
-    solve_torchdiffeq_adjoint,
-    torchdiffeq_handles,
-)
+from .integrators.adjoint import adjoint_parameters, solve_reversible_adjoint
 from .integrators.base import Field, Tolerance, real_dtype
 from .integrators.stepping import integrate_adaptive, integrate_fixed
 
@@ -105,10 +100,14 @@ def solve(f, y0: torch.Tensor, t, method="rk4", dt: float | None = None, rtol: f
         ``jac(t, y) -> (*batch, dim, dim)``, the Jacobian ``∂f/∂y`` for implicit methods, with
         ``t`` as for ``f``; by default it comes from autograd.
     adjoint : bool
-        Gradients in O(1) memory in the number of steps: torchdiffeq's continuous adjoint for
-        the explicit methods, an exact reversible adjoint for the methods marked reversible
-        (symmetric: ``Φ_{−h} = Φ_h⁻¹``). ``f`` must be a ``torch.nn.Module`` when its
-        parameters need gradients. ``stats`` are not collected.
+        Gradients with memory that does not grow in proportion to the number of steps,
+        leaving the forward pass as it is (the same values and ``stats``): methods marked
+        reversible (symmetric: ``Φ_{−h} = Φ_h⁻¹``) use an exact reversible adjoint, ``O(1)``
+        memory; every other method backpropagates through its own steps with checkpoints,
+        ``O(√N)`` memory for ``N`` steps (attempts, when adaptive) at the cost of one more
+        evaluation of each step. Gradients reach ``y0`` and the parameters of ``f``, which
+        must then be a ``torch.nn.Module`` (tensors a plain function closes over are not
+        seen; such a function is refused when its output requires gradients).
 
     Returns
     -------
@@ -147,19 +146,12 @@ def solve(f, y0: torch.Tensor, t, method="rk4", dt: float | None = None, rtol: f
     max_steps = check_int("max_steps", max_steps, minimum=1)
     if jac is not None and not callable(jac):
         raise TypeError(f"`jac` must be callable; got {type(jac).__name__}")
-    if y0.is_complex() and (integrator.symplectic or adjoint):
-        why = (f"the symplectic method {integrator.name!r} works on real (q, p)"
-               if integrator.symplectic else "`adjoint=True` works on real states")
-        raise TypeError(f"`y0` must be real: {why}; got {y0.dtype} (integrate the real and "
-                        f"imaginary parts as a real state of twice the width)")
+    if y0.is_complex() and integrator.symplectic:
+        raise TypeError(f"`y0` must be real: the symplectic method {integrator.name!r} works "
+                        f"on real (q, p); got {y0.dtype} (integrate the real and imaginary "
+                        f"parts as a real state of twice the width)")
     if integrator.symplectic:
         check_even_state("y0", y0, integrator.name)
-    if adjoint and not (integrator.reversible or torchdiffeq_handles(integrator)):
-        explicit = [repr(n) for n, cls in METHODS.items() if torchdiffeq_handles(cls)]
-        reversible = [repr(n) for n, cls in METHODS.items() if cls.reversible]
-        raise ValueError(f"`adjoint=True` works with {', '.join(explicit)} (torchdiffeq's "
-                         f"adjoint) and {', '.join(reversible)} (reversible); got method "
-                         f"{integrator.name!r}")
 
     batch_shape = y0.shape[:-1]
     y = y0.reshape(-1, y0.shape[-1])
@@ -170,22 +162,21 @@ def solve(f, y0: torch.Tensor, t, method="rk4", dt: float | None = None, rtol: f
         raise ValueError(f"`f` must return dy/dt with the shape of y {tuple(y.shape)}; "
                          f"got {got}")
     needs_grad = bool(f0.requires_grad)
-    if adjoint:
-        params = adjoint_parameters(f, f0, y0)
-        if integrator.reversible:
-            ys = solve_reversible_adjoint(integrator, field, y, t, dt, params)
-        else:
-            ys = solve_torchdiffeq_adjoint(integrator, field, y, t, dt, rtol, atol, params)
-        return Solution(t=t, ys=ys.reshape((t.shape[0], *y0.shape)), stats={},
-                        method=integrator)
-    if integrator.adaptive:
+    # Memory-saving gradients only where there is a graph to save memory on.
+    params = (adjoint_parameters(f, f0, y0) if adjoint and torch.is_grad_enabled()
+              and (needs_grad or y.requires_grad) else None)
+    if params is not None and integrator.reversible:
+        ys, stats = solve_reversible_adjoint(
+            integrator, field.variant(needs_grad=needs_grad), y, t, dt, params)
+    elif integrator.adaptive:
         ys, stats = integrate_adaptive(
             integrator, field.variant(needs_grad=needs_grad), y, t, f0,
-            Tolerance(rtol=rtol, atol=atol), max_steps)
+            Tolerance(rtol=rtol, atol=atol), max_steps, params=params)
         stats = {k: v.reshape(batch_shape) for k, v in stats.items()}
     else:
         ys, stats = integrate_fixed(
-            integrator, field.variant(needs_grad=needs_grad, count=y.shape[0]), y, t, dt)
+            integrator, field.variant(needs_grad=needs_grad, count=y.shape[0]), y, t, dt,
+            params=params)
     return Solution(t=t, ys=ys.reshape((t.shape[0], *y0.shape)), stats=stats,
                     method=integrator)
 
