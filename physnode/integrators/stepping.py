@@ -240,8 +240,7 @@ def integrate_adaptive(method: AdaptiveIntegrator, field: Field, y0, t_out, f0,
         outputs = []
         ids, t, y, h, next_out = (running.ids, running.t, running.y, running.h,
                                   running.next_out)
-        state, attempts = running.state, running.attempts
-        work = {k: v.clone() for k, v in running.work.items()}
+        state, attempts, work = running.state, running.attempts, dict(running.work)
         stats = dict(stats)
         controller = method.controller
         done = 0
@@ -302,8 +301,10 @@ def integrate_adaptive(method: AdaptiveIntegrator, field: Field, y0, t_out, f0,
                 given = iter(carried)
                 state = _rebuild(running.state, [next(given) if g else x
                                                  for x, g in zip(leaves, graded)])
-                new, new_stats, out = advance(replace(running, y=y, state=state), stats,
-                                              length)
+                # Counts are added in place: a recomputation starts from fresh copies.
+                work = {k: v.clone() for k, v in running.work.items()}
+                new, new_stats, out = advance(replace(running, y=y, state=state, work=work),
+                                              stats, length)
                 tensors = [v for _, _, v in out]
                 if new is not None:
                     tensors = [new.y, *(x for x, g in zip(_leaves(new.state), graded) if g),
