@@ -83,7 +83,8 @@ def odeint(func, y0, t, *, rtol: float = 1e-7, atol: float = 1e-9, method=None,
     options : dict, optional
         torchdiffeq's options that have a physnode meaning: ``step_size`` (fixed-step methods;
         physnode's ``dt``), ``max_num_steps`` (``max_steps``), ``safety``, ``ifactor`` and
-        ``dfactor`` (the step-size controller's ``safety``, ``max_factor``, ``min_factor``).
+        ``dfactor`` (the step-size controller's ``safety``, in (0, 1], ``max_factor`` and
+        ``min_factor``).
         Any other option is refused by name; a value of ``None`` counts as not given.
     event_fn : None
         Not supported (torchdiffeq's event handling); anything but ``None`` is refused.
@@ -218,13 +219,11 @@ def odeint(func, y0, t, *, rtol: float = 1e-7, atol: float = 1e-9, method=None,
 
 def _with_controller_options(integrator, options: dict):
     """The integrator with torchdiffeq's ``safety``, ``ifactor`` and ``dfactor`` set on its
-    step-size controller (``dfactor`` is the smallest factor, ``ifactor`` the largest)."""
+    step-size controller (``dfactor`` is the smallest factor, ``ifactor`` the largest); every
+    adaptive method has one ``controller``, whose other constants are kept."""
     names = {"safety": "safety", "ifactor": "max_factor", "dfactor": "min_factor"}
     changes = {names[key]: float(options[key]) for key in names if key in options}
     if not changes:
         return integrator
-    fields = {f.name for f in dataclasses.fields(integrator)}
-    if "controller" in fields:
-        controller = dataclasses.replace(integrator.controller, **changes)
-        return dataclasses.replace(integrator, controller=controller)
-    return dataclasses.replace(integrator, **changes)
+    controller = dataclasses.replace(integrator.controller, **changes)
+    return dataclasses.replace(integrator, controller=controller)

@@ -15,15 +15,9 @@ from ._validation import (
     check_times,
 )
 from .integrators import METHODS, Integrator
-from .integrators.adjoint import (
-    REVERSIBLE,
-    TORCHDIFFEQ,
-    adjoint_parameters,
-    solve_reversible_adjoint,
-    solve_torchdiffeq_adjoint,
-)
-from .integrators.base import real_dtype
-from .integrators.stepping import RowTime, integrate_adaptive, integrate_fixed
+from .integrators.adjoint import adjoint_parameters, solve_reversible_adjoint
+from .integrators.base import Field, Tolerance, real_dtype
+from .integrators.stepping import integrate_adaptive, integrate_fixed
 
 
 @dataclass(frozen=True)
@@ -91,12 +85,10 @@ def solve(f, y0: torch.Tensor, t, method="rk4", dt: float | None = None, rtol: f
         Output times, strictly monotonic (increasing or decreasing); ``t[0]`` is the time of
         ``y0``.
     method : str or Integrator
-        A name from ``physnode.integrators.METHODS`` — explicit ``"euler"``, ``"midpoint"``,
-        ``"rk4"``, ``"dopri5"``; symplectic ``"symplectic_euler"``, ``"leapfrog"``,
-        ``"yoshida4"``, ``"yoshida6"``, ``"implicit_midpoint"``, ``"gauss_legendre4"``,
-        ``"gauss_legendre6"``; implicit ``"backward_euler"``, and the adaptive stiff
-        ``"radau5"``, ``"radau9"`` (Radau IIA of orders 5 and 9) and ``"kvaerno5"`` (ESDIRK,
-        best for large systems) — or an integrator object.
+        A name from ``physnode.integrators.METHODS`` or an integrator object (options such as
+        ``RadauIIA5(newton=Newton(max_iter=8))``):
+
+{methods}
     dt : float, optional
         Step size of fixed-step methods: each output interval is split into
         ``ceil(Δt/dt)`` equal steps. Without it, one step per output interval.
@@ -108,11 +100,14 @@ def solve(f, y0: torch.Tensor, t, method="rk4", dt: float | None = None, rtol: f
         ``jac(t, y) -> (*batch, dim, dim)``, the Jacobian ``∂f/∂y`` for implicit methods, with
         ``t`` as for ``f``; by default it comes from autograd.
     adjoint : bool
-        Gradients in O(1) memory in the number of steps: torchdiffeq's continuous adjoint for
-        the explicit methods, an exact reversible adjoint for the symmetric symplectic ones
-        (``leapfrog``, ``yoshida4``, ``yoshida6``, ``implicit_midpoint``,
-        ``gauss_legendre4``, ``gauss_legendre6``). ``f`` must be a ``torch.nn.Module`` when
-        its parameters need gradients. ``stats`` are not collected.
+        Gradients with memory that does not grow in proportion to the number of steps,
+        leaving the forward pass as it is (the same values and ``stats``): methods marked
+        reversible (symmetric: ``Φ_{−h} = Φ_h⁻¹``) use an exact reversible adjoint, ``O(1)``
+        memory; every other method backpropagates through its own steps with checkpoints,
+        ``O(√N)`` memory for ``N`` steps (attempts, when adaptive) at the cost of one more
+        evaluation of each step. Gradients reach ``y0`` and the parameters of ``f``, which
+        must then be a ``torch.nn.Module`` (tensors a plain function closes over are not
+        seen; such a function is refused when its output requires gradients).
 
     Returns
     -------
@@ -151,43 +146,55 @@ def solve(f, y0: torch.Tensor, t, method="rk4", dt: float | None = None, rtol: f
     max_steps = check_int("max_steps", max_steps, minimum=1)
     if jac is not None and not callable(jac):
         raise TypeError(f"`jac` must be callable; got {type(jac).__name__}")
-    if y0.is_complex() and (integrator.symplectic or adjoint):
-        why = (f"the symplectic method {integrator.name!r} works on real (q, p)"
-               if integrator.symplectic else "`adjoint=True` works on real states")
-        raise TypeError(f"`y0` must be real: {why}; got {y0.dtype} (integrate the real and "
-                        f"imaginary parts as a real state of twice the width)")
+    if y0.is_complex() and integrator.symplectic:
+        raise TypeError(f"`y0` must be real: the symplectic method {integrator.name!r} works "
+                        f"on real (q, p); got {y0.dtype} (integrate the real and imaginary "
+                        f"parts as a real state of twice the width)")
     if integrator.symplectic:
         check_even_state("y0", y0, integrator.name)
-    if adjoint and integrator.name not in TORCHDIFFEQ + REVERSIBLE:
-        raise ValueError(f"`adjoint=True` works with {', '.join(map(repr, TORCHDIFFEQ))} "
-                         f"(torchdiffeq's adjoint) and {', '.join(map(repr, REVERSIBLE))} "
-                         f"(reversible); got method {integrator.name!r}")
 
     batch_shape = y0.shape[:-1]
     y = y0.reshape(-1, y0.shape[-1])
-    user_f, f = f, RowTime(f)
-    jac = None if jac is None else RowTime(jac)
-    f0 = f(t[0], y)
+    field = Field(f, jac=jac)               # f and jac under the time convention
+    f0 = field(t[0], y)
     if not isinstance(f0, torch.Tensor) or f0.shape != y.shape:
         got = tuple(f0.shape) if isinstance(f0, torch.Tensor) else type(f0).__name__
         raise ValueError(f"`f` must return dy/dt with the shape of y {tuple(y.shape)}; "
                          f"got {got}")
     needs_grad = bool(f0.requires_grad)
-    if adjoint:
-        params = adjoint_parameters(user_f, f0, y0)
-        if integrator.name in TORCHDIFFEQ:
-            ys = solve_torchdiffeq_adjoint(integrator, f, y, t, dt, rtol, atol, params)
-        else:
-            ys = solve_reversible_adjoint(integrator, f, y, t, dt, params)
-        return Solution(t=t, ys=ys.reshape((t.shape[0], *y0.shape)), stats={},
-                        method=integrator)
-    step_kwargs = {"jac": jac, "needs_grad": needs_grad} if integrator.implicit else {}
-
-    if integrator.adaptive:
-        ys, stats = integrate_adaptive(integrator, f, y, t, f0, rtol, atol, max_steps,
-                                       step_kwargs)
+    # Memory-saving gradients only where there is a graph to save memory on.
+    params = (adjoint_parameters(f, f0, y0) if adjoint and torch.is_grad_enabled()
+              and (needs_grad or y.requires_grad) else None)
+    if params is not None and integrator.reversible:
+        ys, stats = solve_reversible_adjoint(
+            integrator, field.variant(needs_grad=needs_grad), y, t, dt, params)
+    elif integrator.adaptive:
+        ys, stats = integrate_adaptive(
+            integrator, field.variant(needs_grad=needs_grad), y, t, f0,
+            Tolerance(rtol=rtol, atol=atol), max_steps, params=params)
         stats = {k: v.reshape(batch_shape) for k, v in stats.items()}
     else:
-        ys, stats = integrate_fixed(integrator, f, y, t, dt, step_kwargs)
+        ys, stats = integrate_fixed(
+            integrator, field.variant(needs_grad=needs_grad, count=y.shape[0]), y, t, dt,
+            params=params)
     return Solution(t=t, ys=ys.reshape((t.shape[0], *y0.shape)), stats=stats,
                     method=integrator)
+
+
+def _method_table() -> str:
+    """The lines of ``solve``'s docstring that list ``METHODS``: name, class, order and
+    capabilities, from the classes' declarations."""
+    lines = []
+    width = max(len(name) for name in METHODS) + 7
+    for name, cls in METHODS.items():
+        kind = ("symplectic" if cls.symplectic else "explicit" if not cls.implicit
+                else "implicit")
+        traits = [kind, *(flag for flag in ("implicit", "adaptive", "reversible")
+                          if getattr(cls, flag) and flag != kind)]
+        label = f'``"{name}"``'
+        lines.append(f"        {label:<{width}}{cls.__name__}: order {cls.order}, "
+                     f"{', '.join(traits)}")
+    return "\n".join(lines)
+
+
+solve.__doc__ = solve.__doc__.replace("{methods}", _method_table())

@@ -76,6 +76,24 @@ def check_int(name: str, value, *, minimum: int | None = None) -> int:
 
 
 
+def check_interval(name: str, value, low: float, high: float, *,
+                   closed_high: bool = False) -> float:
+    """A real number in the open interval ``(low, high)`` (``(low, high]`` with
+    ``closed_high``)."""
+    value = check_real(name, value)
+    if not (low < value and (value <= high if closed_high else value < high)):
+        raise ValueError(f"`{name}` must be in ({low:g}, {high:g}{']' if closed_high else ')'}; "
+                         f"got {value}")
+    return value
+
+
+def check_instance(name: str, value, cls: type):
+    """An instance of ``cls`` (an option object of an integrator, say)."""
+    if not isinstance(value, cls):
+        raise TypeError(f"`{name}` must be a {cls.__name__}; got {type(value).__name__}")
+    return value
+
+
 def check_tensor(name: str, value) -> torch.Tensor:
     if not isinstance(value, torch.Tensor):
         raise TypeError(f"`{name}` must be a torch.Tensor; got {type(value).__name__}")
@@ -324,7 +342,10 @@ def check_odeint_options(options, method_name: str, adaptive: bool) -> dict:
     if "max_num_steps" in options:
         check_int("options['max_num_steps']", options["max_num_steps"], minimum=1)
     if "safety" in options:
-        check_real("options['safety']", options["safety"], positive=True)
+        safety = check_real("options['safety']", options["safety"], positive=True)
+        if safety > 1:
+            raise ValueError(f"`options['safety']` must be at most 1 (the step-size "
+                             f"controller's safety is in (0, 1]); got {safety}")
     if "dfactor" in options:
         dfactor = check_real("options['dfactor']", options["dfactor"], positive=True)
         if dfactor >= 1:

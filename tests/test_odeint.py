@@ -402,7 +402,7 @@ def test_options_map_onto_the_controller():
     assert changed.controller == pn.integrators.StepSizeController(
         safety=0.8, max_factor=5.0, min_factor=0.5)
     radau = _with_controller_options(pn.integrators.RadauIIA5(), {"ifactor": 4.0})
-    assert radau.max_factor == 4.0 and radau.safety == pn.integrators.RadauIIA5().safety
+    assert radau.controller == pn.integrators.PredictiveController(max_factor=4.0)
 
 
 def test_controller_options_change_the_steps():
@@ -477,6 +477,8 @@ def test_unsupported_options_are_named(option):
      "`options['step_size']` must be positive; got -0.1"),
     ({"options": {"max_num_steps": 0}}, "`options['max_num_steps']` must be at least 1; got 0"),
     ({"options": {"safety": 0}}, "`options['safety']` must be positive; got 0.0"),
+    ({"options": {"safety": 1.5}}, "`options['safety']` must be at most 1 (the step-size "
+                                   "controller's safety is in (0, 1]); got 1.5"),
     ({"options": {"dfactor": 1.5}}, "`options['dfactor']` must be in (0, 1); got 1.5"),
     ({"options": {"ifactor": 0.5}}, "`options['ifactor']` must be greater than 1; got 0.5"),
     ({"y0": ()}, "`y0` must be a torch.Tensor or a non-empty tuple of tensors; got ()"),

@@ -1,13 +1,32 @@
 """How systems are integrated: explicit, symplectic and implicit (stiff) methods.
 
-Every method is a frozen dataclass declaring ``name``, ``order``, ``adaptive``, ``implicit``
-and ``symplectic``; :data:`METHODS` maps the names accepted by :func:`physnode.solve` to them.
+Every method is a frozen dataclass implementing the contract of :mod:`.base` — a
+:class:`FixedStepIntegrator` (``step``) or an :class:`AdaptiveIntegrator` (``init`` and
+``attempt``, with a :class:`StepSizeController`) — and declaring ``name``, ``order``,
+``adaptive``, ``implicit``, ``symplectic`` and ``reversible`` at class level. :data:`METHODS`
+maps the names accepted by :func:`physnode.solve` to them: a new method is one class and one
+entry in the tuple below.
 """
 
-from .base import Integrator
-from .controllers import StepSizeController
+from .base import (
+    AdaptiveIntegrator,
+    Attempt,
+    Field,
+    FixedStepIntegrator,
+    Integrator,
+    SampleState,
+    Tolerance,
+)
+from .controllers import PredictiveController, StepSizeController
 from .explicit import RK4, Dopri5, Euler, ExplicitRungeKutta, Midpoint
-from .implicit import BackwardEuler, ImplicitRungeKutta, Kvaerno5, RadauIIA5, RadauIIA9
+from .implicit import (
+    AdaptiveImplicit,
+    BackwardEuler,
+    ImplicitRungeKutta,
+    Kvaerno5,
+    RadauIIA5,
+    RadauIIA9,
+)
 from .newton import Newton
 from .symplectic import (
     GaussLegendre4,
@@ -28,6 +47,8 @@ METHODS: dict[str, type[Integrator]] = {cls.name: cls for cls in (
     BackwardEuler, RadauIIA5, RadauIIA9, Kvaerno5,
 )}
 
-__all__ = ["Integrator", "ButcherTableau", "StepSizeController", "Newton", "METHODS",
-           "ExplicitRungeKutta", "ImplicitRungeKutta", "Splitting", *(
+__all__ = ["Integrator", "FixedStepIntegrator", "AdaptiveIntegrator", "Attempt",
+           "SampleState", "Field", "Tolerance", "ButcherTableau", "StepSizeController",
+           "PredictiveController", "Newton", "METHODS", "ExplicitRungeKutta",
+           "ImplicitRungeKutta", "AdaptiveImplicit", "Splitting", *(
                cls.__name__ for cls in METHODS.values())]

@@ -1,28 +1,29 @@
-"""Gradients in O(1) memory in the number of steps (``solve(..., adjoint=True)``).
+"""Memory-saving gradients (``solve(..., adjoint=True)``) that leave the forward pass as it is.
 
-Explicit Runge–Kutta methods use torchdiffeq's continuous adjoint (``odeint_adjoint``):
-the adjoint ODE is integrated backwards with the same method. Symmetric symplectic methods
-(leapfrog, Yoshida, Gauss–Legendre) are time-reversible, ``Φ_{−h} = Φ_h⁻¹``, so the backward
-pass reconstructs every state by stepping backwards and backpropagates through one step at a
-time: the exact discrete gradient (up to round-off in the reconstruction) without storing
-the trajectory.
+* Reversible methods (``reversible = True``: leapfrog, Yoshida, implicit midpoint and
+  Gauss–Legendre, all symmetric, ``Φ_{−h} = Φ_h⁻¹``): the forward pass is the plain fixed-step
+  loop without a graph; the backward pass reconstructs every state by stepping backwards and
+  backpropagates through one step at a time. The exact discrete gradient (up to round-off in
+  the reconstruction) in ``O(1)`` memory in the number of steps.
+* Every other method: checkpointed backpropagation through physnode's own stepper
+  (:mod:`.stepping`): ``O(√N)`` memory, one extra evaluation of each step.
+
+Either way the values, and the statistics, are those of the solve without ``adjoint``: each
+sample keeps its own steps, which a continuous adjoint on a shared step size (torchdiffeq's
+``odeint_adjoint``) would not.
 """
 
 from __future__ import annotations
 
 import torch
 
-from .stepping import check_finite_state, step_schedule
-
-#: methods whose step with −h inverts the step with h
-REVERSIBLE = ("leapfrog", "yoshida4", "yoshida6", "implicit_midpoint", "gauss_legendre4",
-              "gauss_legendre6")
-#: explicit methods handed to torchdiffeq.odeint_adjoint
-TORCHDIFFEQ = ("euler", "midpoint", "rk4", "dopri5")
+from .base import Field, FixedStepIntegrator
+from .stepping import integrate_fixed, step_schedule
 
 
 def adjoint_parameters(f, f0: torch.Tensor, y0: torch.Tensor) -> tuple[torch.Tensor, ...]:
-    """The tensors the adjoint differentiates: the parameters of an ``nn.Module`` ``f``.
+    """The tensors the reversible adjoint differentiates: the parameters of an
+    ``nn.Module`` ``f``.
 
     A plain callable whose output depends on tensors requiring gradients would lose those
     gradients silently, so it is refused.
@@ -36,49 +37,33 @@ def adjoint_parameters(f, f0: torch.Tensor, y0: torch.Tensor) -> tuple[torch.Ten
     return ()
 
 
-def solve_torchdiffeq_adjoint(method, f, y0, t, dt, rtol, atol, params):
-    import torchdiffeq
-
-    options = {"step_size": dt} if dt is not None and not method.adaptive else None
-
-    class Field(torch.nn.Module):     # odeint_adjoint wants a module; params passed explicitly
-        def forward(self, time, y):
-            return f(time, y)
-
-    return torchdiffeq.odeint_adjoint(Field(), y0, t, method=method.name, rtol=rtol, atol=atol,
-                                      options=options, adjoint_params=params)
-
-
 class _ReversibleSolve(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, method, f, t_out, dt, y0, *params):
-        ctx.method, ctx.f, ctx.t_out, ctx.dt = method, f, t_out, dt
-        ys, y = [y0], y0
-        with torch.no_grad():
-            for k, h, times in step_schedule(t_out, dt):
-                for time in times:
-                    y, _ = method.step(f, time, y, h)
-                check_finite_state(y, k, t_out, h, method.name, {})
-                ys.append(y)
-        ctx.save_for_backward(y, *params)
-        return torch.stack(ys)
+    def forward(ctx, method, field, t_out, dt, sink, y0, *params):
+        ctx.method, ctx.field, ctx.t_out, ctx.dt = method, field, t_out, dt
+        counting = field.variant(needs_grad=field.needs_grad, count=y0.shape[0])
+        ys, stats = integrate_fixed(method, counting, y0, t_out, dt)
+        sink.update(stats)
+        ctx.save_for_backward(ys[-1], *params)
+        return ys
 
     @staticmethod
     def backward(ctx, grad_ys):
-        method, f = ctx.method, ctx.f
+        method = ctx.method
         y, *params = ctx.saved_tensors
         schedule = list(step_schedule(ctx.t_out, ctx.dt))
         # Implicit steps are differentiated by the implicit function theorem.
-        differentiable = {"needs_grad": True} if method.implicit else {}
+        plain = ctx.field.variant(needs_grad=False)
+        differentiable = ctx.field.variant(needs_grad=True)
         adjoint = grad_ys[-1]
         param_grads = [torch.zeros_like(p) for p in params]
         for k, h, times in reversed(schedule):
             for time in reversed(times):
                 with torch.no_grad():      # reconstruct the start of the step
-                    y_prev, _ = method.step(f, time + h, y, -h)
+                    y_prev, _ = method.step(plain, time + h, y, -h)
                 with torch.enable_grad():
                     y_in = y_prev.detach().requires_grad_(True)
-                    y_out, _ = method.step(f, time, y_in, h, **differentiable)
+                    y_out, _ = method.step(differentiable, time, y_in, h)
                     grads = torch.autograd.grad(y_out, (y_in, *params), adjoint,
                                                 allow_unused=True)
                 adjoint = grads[0]
@@ -87,9 +72,13 @@ class _ReversibleSolve(torch.autograd.Function):
                         param_grads[i] += g
                 y = y_prev
             adjoint = adjoint + grad_ys[k]
-        return (None, None, None, None, adjoint, *param_grads)
+        return (None, None, None, None, None, adjoint, *param_grads)
 
 
-def solve_reversible_adjoint(method, f, y0, t_out, dt, params):
-    """States at ``t_out`` with gradients by the reversible adjoint; ``(T, B, n)``."""
-    return _ReversibleSolve.apply(method, f, t_out, dt, y0, *params)
+def solve_reversible_adjoint(method: FixedStepIntegrator, field: Field, y0, t_out, dt,
+                             params) -> tuple[torch.Tensor, dict]:
+    """States at ``t_out`` (``(T, B, n)``) with gradients by the reversible adjoint, and the
+    statistics of the forward pass."""
+    stats = {}
+    ys = _ReversibleSolve.apply(method, field, t_out, dt, stats, y0, *params)
+    return ys, stats

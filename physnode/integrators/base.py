@@ -1,11 +1,31 @@
-"""What every integrator declares: its order and capabilities (DESIGN convention 1)."""
+"""The integrator contract (DESIGN convention 1): what every method declares and implements.
+
+An integrator is a frozen dataclass whose class declares its ``name``, classical ``order``
+and capabilities (``adaptive``, ``implicit``, ``symplectic``, ``reversible``), and which
+implements one of two abstract interfaces, each driven by one loop of :mod:`.stepping`:
+
+* :class:`FixedStepIntegrator` — ``step(field, t, y, h, carry) -> (y_new, carry)``: one step of
+  the same size for every sample; ``carry`` is whatever the method hands from one step to the
+  next (a first-same-as-last force, or ``None``).
+* :class:`AdaptiveIntegrator` — ``init(field, t, y, f0) -> SampleState`` and
+  ``attempt(field, t, y, h, state, tolerance) -> Attempt``: one step attempt per sample with
+  its own size, error estimate and accept/reject decision. The per-sample state is a typed
+  :class:`SampleState` the loop narrows to the samples still running with ``take(rows)``.
+
+The split follows scipy's ``OdeSolver`` (one abstract step) and torchode's step methods
+(``init``/``step`` returning a typed result and state); step-size control is one object for
+every adaptive method, :class:`~physnode.integrators.controllers.StepSizeController`.
+"""
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar, NamedTuple
 
 import torch
+
+from .newton import jacobian
 
 _REAL = {torch.complex32: torch.float16, torch.complex64: torch.float32,
          torch.complex128: torch.float64}
@@ -17,20 +37,252 @@ def real_dtype(dtype: torch.dtype) -> torch.dtype:
     return _REAL.get(dtype, dtype)
 
 
-@dataclass(frozen=True)
-class Integrator:
-    """Base of all integrators: frozen dataclasses with keyword-only options.
+def rms(x: torch.Tensor) -> torch.Tensor:
+    """Root mean square of the magnitudes over the last dimension (the error norm of Hairer,
+    Nørsett & Wanner I, §II.4); real for complex ``x``."""
+    return torch.linalg.vector_norm(x, dim=-1) * x.shape[-1] ** -0.5
 
-    Class attributes declare the capabilities that ``solve``, tests and docs rely on:
-    ``name`` (the string accepted by :func:`physnode.solve`), ``adaptive``, ``implicit`` and
-    ``symplectic``. ``order`` is the classical order of the method.
+
+class RowTime:
+    """``f`` under :func:`physnode.solve`'s time convention, as a plain callable (what
+    :class:`Field` applies to ``f`` and ``jac``): ``f`` receives the time of every sample as a
+    tensor of shape ``(*y.shape[:-1], 1)``."""
+
+    def __init__(self, f):
+        self.f = f
+
+    def __call__(self, t, y):
+        if t.ndim:
+            t = t.unsqueeze(-1)
+        return self.f(t.expand(*y.shape[:-1], 1), y)
+
+
+class Field:
+    """The vector field as an integrator sees it, under :func:`physnode.solve`'s time
+    convention: ``field(t, y)`` hands ``f`` the time of every sample as a tensor of shape
+    ``(*y.shape[:-1], 1)``, which broadcasts against ``y`` row by row. Integrators call it
+    with a 0-d time (every sample at the same time), per-sample times ``(B,)`` for states
+    ``(B, n)``, or per-stage times ``(B, s)`` for stage states ``(B, s, n)``.
+
+    Parameters
+    ----------
+    f : callable
+        The user's ``f(t, y) -> dy/dt``.
+    jac : callable, optional
+        The user's ``jac(t, y) -> (..., n, n)``, the Jacobian ``∂f/∂y`` (same convention); by
+        default it comes from autograd.
+    needs_grad : bool
+        Whether the steps must be differentiable. Implicit methods solve their stages without
+        a graph and then, when this is set, apply the implicit-function-theorem correction.
+    count : int, optional
+        Batch size of a whole-batch (fixed-step) loop: when given, the field counts the work
+        done through it in ``nfev``, ``njev`` and ``nlu``, an evaluation of ``B`` rows
+        counting once (``B·s`` rows: ``s`` times). Adaptive methods report per-sample counts
+        in their :class:`Attempt` instead.
     """
 
-    name: ClassVar[str] = ""
-    adaptive: ClassVar[bool] = False
+    __slots__ = ("f", "jac", "needs_grad", "counting", "nfev", "njev", "nlu", "_rows", "_jac")
+
+    def __init__(self, f, *, jac=None, needs_grad: bool = False, count: int | None = None):
+        self.f, self.needs_grad, self._jac = f, needs_grad, jac
+        #: ``jac`` under the time convention (None: autograd)
+        self.jac = None if jac is None else RowTime(jac)
+        self.counting, self._rows = count is not None, max(1, count or 1)
+        self.nfev = self.njev = self.nlu = 0
+
+    def variant(self, *, needs_grad: bool, count: int | None = None) -> Field:
+        """The same ``f`` and ``jac`` with other options and fresh counts."""
+        return Field(self.f, jac=self._jac, needs_grad=needs_grad, count=count)
+
+    def __call__(self, t: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        if self.counting:
+            self.nfev += y.numel() // max(1, y.shape[-1] * self._rows)
+        if t.ndim:
+            t = t.unsqueeze(-1)
+        return self.f(t.expand(*y.shape[:-1], 1), y)
+
+    def jacobian(self, t: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """``∂f/∂y`` at ``(t, y)``: ``(*y.shape, n)``, detached (see
+        :func:`~physnode.integrators.newton.jacobian`); counted in ``njev``."""
+        self.njev += self.counting
+        return jacobian(self, t, y, self.jac)
+
+    def counts(self) -> dict:
+        """The whole-batch counts ``{"nfev", "njev", "nlu"}`` (zeros when not counting)."""
+        return {"nfev": self.nfev, "njev": self.njev, "nlu": self.nlu}
+
+
+@dataclass(frozen=True, kw_only=True)
+class Tolerance:
+    """The error weights of adaptive methods: a step is accepted when the RMS norm of
+    ``error / (atol + rtol·max(|y|, |y_new|))`` is at most 1 (Hairer, Nørsett & Wanner I,
+    §II.4)."""
+
+    rtol: float
+    atol: float
+
+    def scale(self, y_old: torch.Tensor, y_new: torch.Tensor) -> torch.Tensor:
+        """Per-component weights ``atol + rtol·max(|y_old|, |y_new|)``, real, shape of ``y``."""
+        return self.atol + self.rtol * torch.maximum(y_old.abs(), y_new.abs())
+
+
+@dataclass(frozen=True, kw_only=True)
+class SampleState:
+    """Per-sample state an adaptive method carries from one attempt to the next.
+
+    Every field is a tensor whose first axis is the batch (or ``None``, or a nested
+    ``SampleState``), so the state of a subset of the samples is :meth:`take`.
+    """
+
+    def take(self, rows: torch.Tensor) -> SampleState:
+        """The state of the samples ``rows`` (a 1-D index tensor), in that order."""
+        values = {}
+        for name, value in vars(self).items():
+            if isinstance(value, torch.Tensor):
+                value = value[rows]
+            elif isinstance(value, SampleState):
+                value = value.take(rows)
+            values[name] = value
+        return self.replace(**values)
+
+    def replace(self, **changes) -> SampleState:
+        """A copy with some fields changed (as :func:`dataclasses.replace`, without its
+        per-call introspection: states are rebuilt on every attempt)."""
+        new = object.__new__(type(self))
+        new.__dict__.update(vars(self), **changes)
+        return new
+
+
+class Attempt(NamedTuple):
+    """The outcome of one step attempt of every running sample (``B`` of them): an immutable
+    named tuple, like torchode's ``StepResult`` (built once per attempt, so cheaply).
+
+    Attributes
+    ----------
+    y : torch.Tensor
+        Candidate states ``(B, n)``; the loop keeps them where ``accepted``.
+    error : torch.Tensor
+        Weighted RMS error norm ``(B,)``, real; ``inf`` where the attempt failed (Newton did
+        not converge, or the estimate is not finite).
+    accepted : torch.Tensor
+        ``(B,)`` bool, the accept decision (``error <= 1``).
+    factor : torch.Tensor
+        ``(B,)`` step-size factor for the next attempt, from the method's controller.
+    state : SampleState
+        The state for the next attempt (advanced where accepted).
+    nfev, njev, nlu : torch.Tensor or None
+        ``(B,)`` integer counts of this attempt's evaluations of ``f``, Jacobians and LU
+        factorisations; ``None`` for work the method never does.
+    """
+
+    y: torch.Tensor
+    error: torch.Tensor
+    accepted: torch.Tensor
+    factor: torch.Tensor
+    state: SampleState
+    nfev: torch.Tensor
+    njev: torch.Tensor | None = None
+    nlu: torch.Tensor | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Integrator(ABC):
+    """Base of all integrators: frozen dataclasses whose fields are the method's options,
+    keyword-only (a typo is a ``TypeError``).
+
+    A concrete method declares at class level what ``solve``, tests and docs rely on:
+
+    ``name`` : str
+        The string accepted by :func:`physnode.solve` (its key in ``METHODS``).
+    ``order`` : int
+        Classical order; for a Runge–Kutta method the order of its ``tableau``, taken from
+        it when the class sets ``tableau``.
+    ``adaptive``, ``implicit``, ``symplectic`` : bool
+        Per-sample step-size control; stages solved by Newton; a symplectic one-step map.
+    ``reversible`` : bool
+        The step with ``−h`` inverts the step with ``h`` (symmetric methods): the reversible
+        adjoint of ``solve(..., adjoint=True)`` applies.
+
+    Its coefficients (tableau, splitting coefficients) are class constants too: a method is
+    its class, options only tune how it is solved.
+    """
+
+    name: ClassVar[str]
+    order: ClassVar[int]
+    adaptive: ClassVar[bool]
     implicit: ClassVar[bool] = False
     symplectic: ClassVar[bool] = False
+    reversible: ClassVar[bool] = False
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        tableau = cls.__dict__.get("tableau")
+        if tableau is not None and "order" not in cls.__dict__:
+            cls.order = tableau.order
+
+
+@dataclass(frozen=True, kw_only=True)
+class FixedStepIntegrator(Integrator):
+    """A method stepping every sample with the same step ``h`` (the loop's grid)."""
+
+    adaptive: ClassVar[bool] = False
+
+    @abstractmethod
+    def step(self, field: Field, t: torch.Tensor, y: torch.Tensor, h: float,
+             carry: Any = None) -> tuple[torch.Tensor, Any]:
+        """One step of size ``h`` (negative backwards in time) from ``(t, y)``.
+
+        Parameters
+        ----------
+        field : Field
+            The vector field (with ``jac``, ``needs_grad`` and the whole-batch counts).
+        t : torch.Tensor
+            0-d real time of every sample.
+        y : torch.Tensor
+            States ``(B, n)``.
+        h : float
+            Step size.
+        carry : object
+            What the previous step returned as its carry; ``None`` at the first step (and
+            whenever a step is taken on its own, as the reversible adjoint does).
+
+        Returns
+        -------
+        tuple
+            ``(y_new, carry)``: the states ``(B, n)`` after the step and the carry for the
+            next one.
+        """
+
+
+@dataclass(frozen=True, kw_only=True)
+class AdaptiveIntegrator(Integrator):
+    """A method giving every sample its own step size, error estimate and accept/reject
+    decision; its ``controller`` turns error norms into step-size factors.
+
+    Class constant ``error_order``: the estimate of the local error is ``O(h^(q+1))`` for
+    ``q = error_order``; the controller's exponent is :attr:`error_exponent` ``= 1/(q+1)``.
+    """
+
+    adaptive: ClassVar[bool] = True
+    error_order: ClassVar[int]
 
     @property
-    def order(self) -> int:  # pragma: no cover - every family defines it
-        raise NotImplementedError
+    def error_exponent(self) -> float:
+        return 1 / (self.error_order + 1)
+
+    @abstractmethod
+    def init(self, field: Field, t: torch.Tensor, y: torch.Tensor,
+             f0: torch.Tensor) -> SampleState:
+        """The per-sample state before the first attempt, from ``t (B,)``, ``y (B, n)`` and
+        ``f0 = f(t, y)``."""
+
+    @abstractmethod
+    def attempt(self, field: Field, t: torch.Tensor, y: torch.Tensor, h: torch.Tensor,
+                state: SampleState, tolerance: Tolerance) -> Attempt:
+        """Try one step per sample from ``t (B,)``, ``y (B, n)`` with ``h (B, 1)``.
+
+        The error norm is weighted by ``tolerance``; the controller gives the factor of the
+        next step, and the returned state is the one to continue from (advanced where the
+        attempt is accepted, unchanged where it is rejected, up to what the method learned,
+        such as a refreshed Jacobian).
+        """

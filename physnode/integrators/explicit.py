@@ -8,10 +8,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from fractions import Fraction as Fr
+from typing import ClassVar
 
 import torch
 
-from .base import Integrator
+from .._validation import check_instance
+from .base import (
+    AdaptiveIntegrator,
+    Attempt,
+    FixedStepIntegrator,
+    SampleState,
+    Tolerance,
+    rms,
+)
 from .controllers import StepSizeController
 from .tableau import ButcherTableau, tableau_from_fractions
 
@@ -53,22 +62,6 @@ def rk_stages(f, t, y, h, tableau: ButcherTableau, k0=None):
     return ks, yi
 
 
-@dataclass(frozen=True)
-class ExplicitRungeKutta(Integrator):
-    """Fixed-step explicit Runge–Kutta method given by its tableau."""
-
-    tableau: ButcherTableau = None  # set by each subclass
-
-    @property
-    def order(self) -> int:
-        return self.tableau.order
-
-    def step(self, f, t, y, h, cache=None):
-        """One step of size ``h`` from ``(t, y)``; returns ``(y_new, cache)``."""
-        ks, _ = rk_stages(f, t, y, h, self.tableau)
-        return combine(y, ks, h, self.tableau.b), None
-
-
 EULER_TABLEAU = tableau_from_fractions([[]], [1], [0], order=1)
 MIDPOINT_TABLEAU = tableau_from_fractions([[], [Fr(1, 2)]], [0, 1], [0, Fr(1, 2)], order=2)
 RK4_TABLEAU = tableau_from_fractions([[], [Fr(1, 2)], [0, Fr(1, 2)], [0, 0, 1]],
@@ -86,74 +79,103 @@ DOPRI5_TABLEAU = tableau_from_fractions(
            Fr(187, 2100), Fr(1, 40)], error_order=4)
 
 
-@dataclass(frozen=True)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ExplicitRungeKutta(FixedStepIntegrator):
+    """Fixed-step explicit Runge–Kutta method given by its class's ``tableau``: ``s`` stage
+    evaluations per step, one shared stage loop (:func:`rk_stages`)."""
+
+    tableau: ClassVar[ButcherTableau]
+
+    def step(self, field, t, y, h, carry=None):
+        """One step of size ``h`` from ``(t, y)``; no carry."""
+        ks, _ = rk_stages(field, t, y, h, self.tableau)
+        return combine(y, ks, h, self.tableau.b), None
+
+
+@dataclass(frozen=True, kw_only=True)
 class Euler(ExplicitRungeKutta):
-    """Forward Euler: order 1, explicit, A-stable only for tiny steps; a ResNet block is one
-    Euler step."""
+    """Forward Euler, ``y₁ = y₀ + h f(t₀, y₀)``: order 1, explicit, one evaluation per step;
+    a ResNet block is one Euler step. Not A-stable: its stability region is the disc
+    ``|1 + z| ≤ 1`` (``z = hλ``), so a decaying mode ``λ < 0`` needs ``h ≤ 2/|λ|`` (Hairer &
+    Wanner, *Solving ODEs II*, §IV.2)."""
 
     name = "euler"
-    tableau: ButcherTableau = EULER_TABLEAU
+    tableau = EULER_TABLEAU
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Midpoint(ExplicitRungeKutta):
     """Explicit midpoint (RK2): order 2, two evaluations per step."""
 
     name = "midpoint"
-    tableau: ButcherTableau = MIDPOINT_TABLEAU
+    tableau = MIDPOINT_TABLEAU
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class RK4(ExplicitRungeKutta):
     """The classical Runge–Kutta method: order 4, four evaluations per step, not symplectic."""
 
     name = "rk4"
-    tableau: ButcherTableau = RK4_TABLEAU
+    tableau = RK4_TABLEAU
 
 
-@dataclass(frozen=True)
-class Dopri5(Integrator):
+@dataclass(frozen=True, kw_only=True)
+class ExplicitState(SampleState):
+    """Per-sample state of :class:`Dopri5`: the derivative at the current point (first same
+    as last), and the last accepted step and error norm when the controller uses them."""
+
+    k0: torch.Tensor
+    h_prev: torch.Tensor | None = None
+    error_prev: torch.Tensor | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Dopri5(AdaptiveIntegrator):
     """Dormand–Prince 5(4): adaptive explicit Runge–Kutta of order 5 with an embedded order-4
     error estimate, first same as last (6 evaluations per step). Each batch sample has its own
     step size and accept/reject decision. Reference: Dormand & Prince (1980); Hairer, Nørsett &
     Wanner, *Solving ODEs I*, §II.5.
+
+    Parameters
+    ----------
+    controller : StepSizeController
+        Step-size control (default: the elementary controller).
     """
 
     name = "dopri5"
-    adaptive = True
+    tableau: ClassVar[ButcherTableau] = DOPRI5_TABLEAU
+    error_order = DOPRI5_TABLEAU.error_order
     controller: StepSizeController = StepSizeController()
-    tableau: ButcherTableau = DOPRI5_TABLEAU
 
-    @property
-    def order(self) -> int:
-        return self.tableau.order
+    def __post_init__(self):
+        check_instance("controller", self.controller, StepSizeController)
 
-    @property
-    def error_exponent(self) -> float:
-        return 1.0 / (min(self.order, self.tableau.error_order) + 1)
+    def init(self, field, t, y, f0):
+        if self.controller.uses_history:
+            zeros = t.new_zeros(t.shape)
+            return ExplicitState(k0=f0, h_prev=zeros, error_prev=zeros)
+        return ExplicitState(k0=f0)
 
-    def init_cache(self, f, t, y, f0):
-        return {"k0": f0}
-
-    def attempt(self, f, t, y, h, cache, scale_fn, **_):
-        """Try one step per sample: ``t (B,)``, ``y (B, n)``, ``h (B, 1)``.
-
-        Returns ``(y_new, error_norm, cache, factor, info)``: the candidate states, the weighted
-        error norms (accept where <= 1), the cache to keep (per sample: the new one where
-        accepted), the step-size factor for the next attempt and per-sample counts.
-        """
+    def attempt(self, field, t, y, h, state, tolerance: Tolerance) -> Attempt:
         # First same as last: the last stage is evaluated at the new solution.
-        ks, y_new = rk_stages(f, t, y, h, self.tableau, k0=cache["k0"])
+        ks, y_new = rk_stages(field, t, y, h, self.tableau, k0=state.k0)
         error = combine(torch.zeros_like(y), ks, h, self.tableau.b_error)
-        norm = rms(error / scale_fn(y, y_new))
-        accepted = (norm <= 1).unsqueeze(-1)
-        cache = {"k0": torch.where(accepted, ks[-1], cache["k0"])}
-        factor = self.controller.factor(norm, self.error_exponent)
+        norm = rms(error / tolerance.scale(y, y_new))
+        accepted = norm <= 1
+        k0 = torch.where(accepted.unsqueeze(-1), ks[-1], state.k0)
+        factor = self.controller.factor(norm, self.error_exponent, accepted=accepted,
+                                        h=h[:, 0], h_prev=state.h_prev,
+                                        error_prev=state.error_prev)
+        keep = self.controller.keep(factor, accepted)
+        if keep is not None:
+            factor = torch.where(keep, torch.ones_like(factor), factor)
+        if state.h_prev is None:
+            state = ExplicitState(k0=k0)
+        else:
+            state = ExplicitState(k0=k0, h_prev=torch.where(accepted, h[:, 0], state.h_prev),
+                                  error_prev=torch.where(accepted, norm, state.error_prev))
         nfev = torch.full_like(norm, self.tableau.stages - 1, dtype=torch.long)
-        return y_new, norm, cache, factor, {"nfev": nfev}
-
-
-def rms(x: torch.Tensor) -> torch.Tensor:
-    """Root mean square of the magnitudes over the last dimension (the error norm of Hairer &
-    Wanner); real for complex ``x``."""
-    return torch.linalg.vector_norm(x, dim=-1) * x.shape[-1] ** -0.5
+        return Attempt(y=y_new, error=norm, accepted=accepted, factor=factor, state=state,
+                       nfev=nfev)

@@ -1,25 +1,47 @@
-"""Implicit Runge–Kutta methods: BackwardEuler (fixed step) and RadauIIA5 (adaptive, stiff).
+"""Implicit Runge–Kutta methods for stiff problems.
 
-One stepper serves every implicit tableau: stage increments from :mod:`.newton`, the new state
-``y + (bᵀA⁻¹ ⊗ I) Z``. Gradients of a step come from the implicit function theorem, not from
-the Newton iterations: after convergence, ``Z ← Z* − M⁻¹ G(Z*, y, θ)`` with the exact stage
-Jacobian ``M = ∂G/∂Z`` held constant, whose derivative is exactly ``−M⁻¹ ∂G/∂(y, θ)``.
+* Fixed step, :class:`ImplicitRungeKutta`: :class:`BackwardEuler` here, and the Gauss–Legendre
+  methods of :mod:`.symplectic` on the same stepper. The stages are solved by simplified
+  Newton to round-off; a sample whose Newton iteration fails has its step halved.
+* Adaptive, :class:`AdaptiveImplicit`: the Radau IIA methods ``radau5`` and ``radau9``
+  (:class:`RadauIIA5`, :class:`RadauIIA9`: all stages at once, one ``sn × sn`` LU) and
+  Kværnø's ESDIRK ``kvaerno5`` (:class:`Kvaerno5`: stages in turn, one ``n × n`` LU). They
+  share one attempt (:meth:`AdaptiveImplicit.attempt`): per-sample Jacobian and LU reuse,
+  a Newton tolerance from ``rtol``, the error test and the
+  :class:`~physnode.integrators.controllers.PredictiveController`; a method supplies its
+  Newton matrices, its stage solve, its error estimate and its differentiable step.
+
+Gradients of a step come from the implicit function theorem, not from the Newton iterations:
+after convergence, ``Z ← Z* − M⁻¹ G(Z*, y, θ)`` with the exact stage Jacobian ``M = ∂G/∂Z``
+held constant, whose derivative is exactly ``−M⁻¹ ∂G/∂(y, θ)``.
 """
 
 from __future__ import annotations
 
 import functools
 import math
+from abc import abstractmethod
 from dataclasses import dataclass
+from typing import ClassVar
 
 import mpmath
 import numpy as np
 import torch
 from numpy.polynomial import legendre
 
-from .._validation import IntegrationError
-from .base import Integrator, real_dtype
-from .explicit import combine, rms
+from .._validation import IntegrationError, check_instance, check_int
+from .base import (
+    AdaptiveIntegrator,
+    Attempt,
+    Field,
+    FixedStepIntegrator,
+    SampleState,
+    Tolerance,
+    real_dtype,
+    rms,
+)
+from .controllers import PredictiveController, StepSizeController
+from .explicit import combine
 from .newton import Newton, jacobian, newton_matrix, newton_solve, stage_residual
 from .tableau import ButcherTableau, collocation_tableau
 
@@ -77,45 +99,55 @@ def _weights_d(tableau: ButcherTableau, dtype, device):
     return torch.linalg.solve(A.T, b)
 
 
-def exact_stage_jacobians(f, t, y, h, c, Z, jac=None) -> torch.Tensor:
+def exact_stage_jacobians(field: Field, t, y, h, c, Z) -> torch.Tensor:
     """``∂f/∂y`` at every stage point; returns ``(B, s, n, n)``."""
     times = t.unsqueeze(-1) + h * c
-    return jacobian(f, times, y.unsqueeze(-2) + Z, jac)
+    return jacobian(field, times, y.unsqueeze(-2) + Z, field.jac)
 
 
-def implicit_function_correction(f, t, y, h, A, c, Z, jac=None) -> torch.Tensor:
+def implicit_function_correction(field: Field, t, y, h, A, c, Z) -> torch.Tensor:
     """``Z* − M⁻¹ G(Z*, y, θ)`` with ``M`` the exact, constant ``∂G/∂Z``: equal to ``Z*`` to the
     Newton tolerance, with the implicit-function-theorem derivative in ``y`` and in the
     parameters of ``f``."""
     B, s, n = Z.shape
     Z = Z.detach()
-    M = newton_matrix(A, h, exact_stage_jacobians(f, t, y.detach(), h, c, Z, jac))
-    G, _ = stage_residual(f, t, y, h, A, c, Z)
+    M = newton_matrix(A, h, exact_stage_jacobians(field, t, y.detach(), h, c, Z))
+    G, _ = stage_residual(field, t, y, h, A, c, Z)
     LU, pivots = torch.linalg.lu_factor(M)
     return Z - torch.linalg.lu_solve(LU, pivots, G.reshape(B, s * n, 1)).reshape(B, s, n)
 
 
-@dataclass(frozen=True)
-class ImplicitRungeKutta(Integrator):
-    """Fixed-step implicit Runge–Kutta method given by its tableau.
+@dataclass(frozen=True, kw_only=True)
+class ImplicitRungeKutta(FixedStepIntegrator):
+    """Fixed-step implicit Runge–Kutta method given by its class's ``tableau``.
 
     The stage equations are solved by simplified Newton to round-off, so a symplectic tableau
     (Gauss–Legendre) gives a symplectic map up to round-off. A sample whose Newton iteration
-    fails has its step split in two halves, recursively (at most 8 levels).
+    fails has its step split in two halves, recursively (at most ``max_splits`` levels).
+
+    Parameters
+    ----------
+    newton : Newton
+        Options of the Newton iteration (default: up to 50 iterations, to round-off).
+    max_splits : int
+        Halvings of a step whose Newton iteration fails before
+        :class:`physnode.IntegrationError`.
     """
 
     implicit = True
-    tableau: ButcherTableau = None
+    tableau: ClassVar[ButcherTableau]
     newton: Newton = Newton(max_iter=50)
     max_splits: int = 8
 
-    @property
-    def order(self) -> int:
-        return self.tableau.order
+    def __post_init__(self):
+        check_instance("newton", self.newton, Newton)
+        check_int("max_splits", self.max_splits, minimum=0)
 
-    def step(self, f, t, y, h, cache=None, *, jac=None, needs_grad=False, stats=None,
-             depth=0):
-        """One step of size ``h`` (float) for ``y (B, n)`` at scalar time ``t``."""
+    def step(self, field, t, y, h, carry=None):
+        """One step of size ``h`` (float) for ``y (B, n)`` at scalar time ``t``; no carry."""
+        return self._step(field, t, y, h, 0), None
+
+    def _step(self, field, t, y, h, depth):
         B, n = y.shape
         real = real_dtype(y.dtype)
         A, _, c, _ = self.tableau.tensors(real, y.device)
@@ -124,41 +156,38 @@ class ImplicitRungeKutta(Integrator):
         h_b = torch.full((B, 1), h, dtype=real, device=y.device)
         eps = torch.finfo(real).eps
         with torch.no_grad():
-            J = jacobian(f, t_b, y, jac)
+            J = field.jacobian(t_b, y)
             LU, pivots = torch.linalg.lu_factor(newton_matrix(A, h_b, J))
+            field.nlu += field.counting
             scale = 1 + y.abs()
             tol = self.newton.tol or 10 * eps
-            Z, converged, _, _, _ = newton_solve(f, t_b, y, h_b, A, c, LU, pivots, scale,
-                                                     tol, self.newton.max_iter, floor=tol)
-        if stats is not None:
-            stats["njev"] += 1
-            stats["nlu"] += 1
-        if needs_grad:
-            Z = implicit_function_correction(f, t_b, y, h_b, A, c, Z, jac)
+            Z, converged, _, _, _ = newton_solve(field, t_b, y, h_b, A, c, LU, pivots, scale,
+                                                 tol, self.newton.max_iter, floor=tol)
+        if field.needs_grad:
+            Z = implicit_function_correction(field, t_b, y, h_b, A, c, Z)
         y_new = y + _weights_d(self.tableau, real, y.device).to(y.dtype) @ Z
         if bool(converged.all()):
-            return y_new, None
+            return y_new
         if depth >= self.max_splits:
             bad = (~converged).nonzero().reshape(-1).tolist()
             raise IntegrationError(
                 f"Newton's method did not converge for {self.name!r} at batch samples "
                 f"{bad[:10]} near t={float(t):.6g} even after halving the step "
-                f"{self.max_splits} times (step {h:.3g}); try a smaller dt", stats=stats,
-                samples=bad, t=float(t))
+                f"{self.max_splits} times (step {h:.3g}); try a smaller dt",
+                stats=field.counts(), samples=bad, t=float(t))
         failed = (~converged).nonzero().reshape(-1)
-        y_half, _ = self.step(f, t, y[failed], h / 2, jac=jac, needs_grad=needs_grad,
-                              stats=stats, depth=depth + 1)
-        y_sub, _ = self.step(f, t + h / 2, y_half, h / 2, jac=jac, needs_grad=needs_grad,
-                             stats=stats, depth=depth + 1)
-        return y_new.index_put((failed,), y_sub), None
+        y_half = self._step(field, t, y[failed], h / 2, depth + 1)
+        y_sub = self._step(field, t + h / 2, y_half, h / 2, depth + 1)
+        return y_new.index_put((failed,), y_sub)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class BackwardEuler(ImplicitRungeKutta):
-    """Backward (implicit) Euler: order 1, L-stable, fixed step; the simplest stiff solver."""
+    """Backward (implicit) Euler, ``y₁ = y₀ + h f(t₁, y₁)``: order 1, L-stable, fixed step;
+    the simplest stiff solver (Hairer & Wanner, *Solving ODEs II*, §IV.3)."""
 
     name = "backward_euler"
-    tableau: ButcherTableau = BACKWARD_EULER
+    tableau = BACKWARD_EULER
 
 
 class _Rows:
@@ -203,45 +232,170 @@ def collocation_extrapolation(c) -> np.ndarray:
     return np.linalg.solve(vander, values.reshape(s + 1, -1)).reshape(s + 1, s, s)
 
 
-@dataclass(frozen=True)
-class AdaptiveImplicit(Integrator):
-    """What the adaptive implicit methods share: per sample, a Jacobian reused across steps
-    while Newton converges quickly, LU factors reused while the step size is kept, a Newton
-    tolerance derived from ``rtol``, the accept/reject decision and a predictive (Gustafsson)
-    step-size controller (Hairer & Wanner II, §IV.8). A method supplies its matrices
-    (:meth:`_factorise`), its exponent and :meth:`attempt`.
+@dataclass(frozen=True, kw_only=True)
+class ImplicitState(SampleState):
+    """Per-sample state of an adaptive implicit method between attempts.
+
+    Attributes
+    ----------
+    f0 : torch.Tensor
+        ``f`` at the current point ``(B, n)``.
+    J : torch.Tensor
+        The Jacobian in use ``(B, n, n)``; ``recompute`` flags the samples that need a new
+        one before the next attempt, ``jac_current`` those whose ``J`` belongs to the
+        current point.
+    rejected : torch.Tensor
+        Whether the last attempt was rejected.
+    lu_h : torch.Tensor
+        The step size the LU factors were computed with (NaN: refactor).
+    h_prev, error_prev : torch.Tensor
+        Step and error norm of the last accepted step (0 before the first), for the
+        controller and the starting guesses.
+    LU, pivots : torch.Tensor
+        LU factors of the Newton matrix of the stages.
     """
 
-    adaptive = True
+    f0: torch.Tensor
+    J: torch.Tensor
+    recompute: torch.Tensor
+    jac_current: torch.Tensor
+    rejected: torch.Tensor
+    lu_h: torch.Tensor
+    h_prev: torch.Tensor
+    error_prev: torch.Tensor
+    LU: torch.Tensor
+    pivots: torch.Tensor
+
+
+@dataclass(frozen=True, kw_only=True)
+class Stages:
+    """The outcome of one method's stage solve, inside one attempt (all per sample).
+
+    Attributes
+    ----------
+    y_new : torch.Tensor
+        The candidate state ``(B, n)``.
+    converged : torch.Tensor
+        Whether Newton converged ``(B,)``.
+    iterations : torch.Tensor
+        Newton iterations ``(B,)`` (the most over stages solved in turn).
+    rate : torch.Tensor
+        Newton's contraction rate ``(B,)``.
+    nfev : torch.Tensor
+        Evaluations of ``f`` ``(B,)``.
+    """
+
+    y_new: torch.Tensor
+    converged: torch.Tensor
+    iterations: torch.Tensor
+    rate: torch.Tensor
+    nfev: torch.Tensor
+
+
+@dataclass(frozen=True, kw_only=True)
+class AdaptiveImplicit(AdaptiveIntegrator):
+    """What the adaptive implicit methods share: per sample, a Jacobian reused across steps
+    while Newton converges quickly, LU factors reused while the step size is kept, a Newton
+    tolerance derived from ``rtol``, the accept/reject decision and the step-size controller
+    (by default Gustafsson's predictive one, as in RADAU5: Hairer & Wanner II, §IV.8).
+
+    :meth:`attempt` is the one template; a method supplies its Newton matrices
+    (:meth:`_factorise`), its stage solve (:meth:`_solve_stages`), its error estimate
+    (:meth:`_error`), the derivative at the new point (:meth:`_new_derivative`) and its
+    differentiable step (:meth:`_differentiable_step`).
+
+    Parameters
+    ----------
+    newton : Newton
+        Options of the Newton iteration (default: at most 6 iterations, tolerance from
+        ``rtol``).
+    controller : StepSizeController
+        Step-size control (default: :class:`PredictiveController`). After slow Newton
+        convergence its safety factor is lowered per sample, and a Newton failure refreshes a
+        stale Jacobian at the same step before it halves the step.
+    """
+
     implicit = True
-    tableau: ButcherTableau = None
+    tableau: ClassVar[ButcherTableau]
+    #: the type of the per-sample state
+    state_type: ClassVar[type[ImplicitState]] = ImplicitState
     newton: Newton = Newton(max_iter=6)
-    safety: float = 0.9
-    min_factor: float = 0.2
-    max_factor: float = 10.0
-    #: growth factors below this keep the step size, so the LU factors can be reused
-    keep_step_below: float = 1.2
+    controller: StepSizeController = PredictiveController()
 
-    @property
-    def order(self) -> int:
-        return self.tableau.order
+    def __post_init__(self):
+        check_instance("newton", self.newton, Newton)
+        check_instance("controller", self.controller, StepSizeController)
 
-    def init_cache(self, f, t, y, f0):
+    def init(self, field, t, y, f0) -> ImplicitState:
         B, n = y.shape
         real = t.new_zeros                 # times, step sizes and norms are real
         false = torch.zeros(B, dtype=torch.bool, device=y.device)
         lu = self._factorise(y.new_zeros(B, n, n), real(B, 1) + 1)
-        return {"f0": f0.detach(), "J": y.new_zeros(B, n, n), "recompute": ~false,
-                "jac_current": false, "rejected": ~false, "lu_h": real(B), "h_prev": real(B),
-                "err_prev": real(B), **lu, **self._kept(y)}
+        return self.state_type(f0=f0.detach(), J=y.new_zeros(B, n, n), recompute=~false,
+                               jac_current=false, rejected=~false, lu_h=real(B),
+                               h_prev=real(B), error_prev=real(B), **lu, **self._kept(y))
+
+    def attempt(self, field, t, y, h, state, tolerance: Tolerance) -> Attempt:
+        """One step attempt per sample (see :meth:`AdaptiveIntegrator.attempt`): refresh
+        flagged Jacobians and stale LU factors, solve the stages, estimate the error, decide,
+        and propose the next step size; the differentiable step is built afterwards, only
+        when ``field.needs_grad``."""
+        y_in = y
+        with torch.no_grad():
+            y = y.detach()
+            state, njev, nlu = self._refresh(field, t, y, h, state)
+            stages = self._solve_stages(field, t, y, h, state, tolerance)
+            norm, nfev_error = self._error(field, t, y, h, state, stages, tolerance)
+            norm = torch.where(stages.converged & torch.isfinite(norm), norm,
+                               torch.full_like(norm, math.inf))
+            accepted = norm <= 1
+            factor, keep = self._step_factor(norm, accepted, stages, h[:, 0], state)
+            f_new, nfev_new = self._new_derivative(field, t, h, stages, accepted)
+            f_new = torch.where(accepted.unsqueeze(-1), f_new, state.f0)
+            nfev = stages.nfev
+            for extra in (nfev_error, nfev_new):
+                if extra is not None:
+                    nfev = nfev + extra
+        y_new = stages.y_new
+        if field.needs_grad:
+            y_new = self._differentiable_step(field, t, y_in, h, stages)
+        state = self._next_state(state, stages, accepted, f_new, h[:, 0], norm, keep)
+        return Attempt(y=y_new, error=norm, accepted=accepted, factor=factor, state=state,
+                       nfev=nfev, njev=njev, nlu=nlu)
+
+    # What a method supplies --------------------------------------------------------------
 
     def _kept(self, y) -> dict:
-        """Initial per-sample values that :meth:`_next_cache` keeps from accepted steps."""
+        """Initial values of the method's own state fields (kept from accepted steps)."""
         return {}
 
+    @abstractmethod
     def _factorise(self, J, h) -> dict:
-        """LU factors of the method's Newton matrices for ``J (B, n, n)``, ``h (B, 1)``."""
-        raise NotImplementedError
+        """LU factors of the method's Newton matrices for ``J (B, n, n)``, ``h (B, 1)``, by
+        state field name."""
+
+    @abstractmethod
+    def _solve_stages(self, field, t, y, h, state, tolerance) -> Stages:
+        """Solve the stage equations per sample (without a graph) from the refreshed
+        ``state``."""
+
+    @abstractmethod
+    def _error(self, field, t, y, h, state, stages, tolerance):
+        """``(norm (B,), extra evaluations (B,) or None)``."""
+
+    @abstractmethod
+    def _new_derivative(self, field, t, h, stages, accepted):
+        """``f`` at the new point where accepted, and the evaluations it took (or None)."""
+
+    @abstractmethod
+    def _differentiable_step(self, field, t, y, h, stages) -> torch.Tensor:
+        """The new state with the implicit-function-theorem derivative in ``y`` and ``θ``."""
+
+    def _kept_from(self, stages) -> dict:
+        """The method's state fields to keep where the attempt is accepted."""
+        return {}
+
+    # The shared machinery ------------------------------------------------------------------
 
     @staticmethod
     def _roundoff(rtol, dtype) -> float:
@@ -252,80 +406,101 @@ class AdaptiveImplicit(Integrator):
     def _newton_tol(self, rtol, dtype) -> float:
         return self.newton.tol or max(self._roundoff(rtol, dtype), min(0.03, rtol ** 0.5))
 
-    def _refresh(self, f, t, y, h, cache, jac, info):
-        """Recompute flagged Jacobians, and LU factors wherever J or h changed."""
-        cache = dict(cache)
-        recompute = cache["recompute"]
+    def _refresh(self, field, t, y, h, state):
+        """Recompute flagged Jacobians, and LU factors wherever J or h changed; returns the
+        state and the per-sample Jacobian and LU counts (None when there were none)."""
+        njev = nlu = None
+        recompute = state.recompute
+        J = state.J
         if bool(recompute.any()):
             rows = _Rows(recompute)
-            cache["J"] = rows.put(cache["J"], jacobian(f, rows.take(t), rows.take(y), jac))
-            info["njev"] = recompute.long()
-        stale = recompute | (cache["lu_h"] != h[:, 0])
-        cache["jac_current"] = cache["jac_current"] | recompute
+            J = rows.put(J, field.jacobian(rows.take(t), rows.take(y)))
+            njev = recompute.long()
+        stale = recompute | (state.lu_h != h[:, 0])
+        updates = {"J": J, "jac_current": state.jac_current | recompute}
         if bool(stale.any()):
             rows = _Rows(stale)
             h_s = rows.take(h)
-            factors = self._factorise(rows.take(cache["J"]), h_s)
+            factors = self._factorise(rows.take(J), h_s)
             for key, value in (*factors.items(), ("lu_h", h_s[:, 0])):
-                cache[key] = rows.put(cache[key], value)
-            info["nlu"] = stale.long()
-        return cache
+                updates[key] = rows.put(getattr(state, key), value)
+            nlu = stale.long()
+        return state.replace(**updates), njev, nlu
 
-    def _factor(self, norm, iters, h, cache, converged):
-        """Predictive step-size factor (Gustafsson, as in RADAU5) per sample."""
-        exponent = self.error_exponent
-        newton_safety = self.safety * (2 * self.newton.max_iter + 1) / (
-            2 * self.newton.max_iter + iters.to(norm.dtype))
-        err = norm.clamp_min(1e-10)
-        have_prev = (cache["h_prev"] != 0) & (cache["err_prev"] > 0)
-        predictive = torch.where(
-            have_prev, h.abs() / cache["h_prev"].abs().clamp_min(1e-300)
-            * (cache["err_prev"].clamp_min(1e-10) / err).pow(exponent), torch.ones_like(err))
-        factor = newton_safety * predictive.clamp(max=1) * err.pow(-exponent)
-        accepted = norm <= 1
-        factor = torch.where(accepted, factor.clamp(max=self.max_factor),
-                             factor.clamp(min=self.min_factor))
-        # Small growth keeps h (and the LU factors) unless the Jacobian is refreshed anyway.
-        keep = accepted & (factor < self.keep_step_below)
+    def _step_factor(self, norm, accepted, stages, h, state):
+        """The controller's factor, with a safety lowered after slow Newton convergence
+        (RADAU5's ``safety·(2 k_max + 1)/(2 k_max + k)``); a kept step size has factor 1, and
+        a Newton failure refreshes a stale Jacobian at the same step first, then halves it."""
+        m = self.newton.max_iter
+        safety = self.controller.safety * (2 * m + 1) / (
+            2 * m + stages.iterations.to(norm.dtype))
+        factor = self.controller.factor(norm, self.error_exponent, accepted=accepted, h=h,
+                                        h_prev=state.h_prev, error_prev=state.error_prev,
+                                        safety=safety)
+        keep = self.controller.keep(factor, accepted)
+        if keep is None:
+            keep = torch.zeros_like(accepted)
         factor = torch.where(keep, torch.ones_like(factor), factor)
-        # Newton failure: refresh a stale Jacobian at the same step first, then halve the step.
-        fail = torch.where(cache["jac_current"], torch.full_like(factor, 0.5),
+        fail = torch.where(state.jac_current, torch.full_like(factor, 0.5),
                            torch.ones_like(factor))
-        return torch.where(converged, factor, fail), keep
+        return torch.where(stages.converged, factor, fail), keep
 
-    @staticmethod
-    def _next_cache(cache, accepted, converged, iters, rate, f_new, h, norm, keep, kept=None):
-        slow = (iters > 2) & (rate > 1e-3)
-        new = dict(cache)
-        new["f0"] = f_new
-        new["recompute"] = torch.where(accepted, slow, ~converged & ~cache["jac_current"])
-        # After an accepted step J belongs to the old point.
-        new["jac_current"] = cache["jac_current"] & ~accepted
-        new["rejected"] = ~accepted
-        for key, value in (kept or {}).items():
+    def _next_state(self, state, stages, accepted, f_new, h, norm, keep):
+        slow = (stages.iterations > 2) & (stages.rate > 1e-3)
+        recompute = torch.where(accepted, slow, ~stages.converged & ~state.jac_current)
+        updates = {
+            "f0": f_new,
+            "recompute": recompute,
+            # After an accepted step J belongs to the old point.
+            "jac_current": state.jac_current & ~accepted,
+            "rejected": ~accepted,
+        }
+        for key, value in self._kept_from(stages).items():
             mask = accepted.reshape(-1, *(1,) * (value.ndim - 1))
-            new[key] = torch.where(mask, value, cache[key])
-        new["h_prev"] = torch.where(accepted, h, cache["h_prev"])
-        new["err_prev"] = torch.where(accepted, norm, cache["err_prev"])
+            updates[key] = torch.where(mask, value, getattr(state, key))
+        updates["h_prev"] = torch.where(accepted, h, state.h_prev)
+        updates["error_prev"] = torch.where(accepted, norm, state.error_prev)
         # A kept step size with an unchanged Jacobian keeps valid LU factors.
-        new["lu_h"] = torch.where(accepted & ~keep | new["recompute"],
-                                  torch.full_like(h, math.nan), cache["lu_h"])
-        return new
+        updates["lu_h"] = torch.where(accepted & ~keep | recompute,
+                                      torch.full_like(h, math.nan), state.lu_h)
+        return state.replace(**updates)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
+class RadauState(ImplicitState):
+    """:class:`ImplicitState` plus the LU factors of the error estimate's ``γ/h − J`` and the
+    stage increments ``Z_prev (B, s, n)`` of the last accepted step (Newton's starting guess
+    comes from their collocation polynomial)."""
+
+    LU_e: torch.Tensor
+    pivots_e: torch.Tensor
+    Z_prev: torch.Tensor
+
+
+@dataclass(frozen=True, kw_only=True)
+class RadauStages(Stages):
+    """:class:`Stages` plus the stage increments ``Z (B, s, n)``."""
+
+    Z: torch.Tensor
+
+
+@dataclass(frozen=True, kw_only=True)
 class RadauIIA(AdaptiveImplicit):
     """Base of the Radau IIA methods, of order ``2s − 1`` (``s`` stages, odd): adaptive,
     L-stable, stiffly accurate implicit Runge–Kutta for stiff problems, after Hairer & Wanner's
     RADAU5 and RADAU (*Solving ODEs II*, §IV.8).
 
     The ``s`` stages are solved together (one ``sn × sn`` LU per sample); Newton starts from
-    the previous step's collocation polynomial.
+    the previous step's collocation polynomial. The embedded error estimate is
+    ``O(h^(s+1))`` (``error_order = s``), filtered through ``(γ/h − J)⁻¹``.
     """
 
-    @property
-    def error_exponent(self) -> float:
-        return 1 / (self.tableau.stages + 1)      # the estimate is O(h^(s+1))
+    state_type = RadauState
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if "tableau" in cls.__dict__:
+            cls.error_order = cls.tableau.stages      # the estimate is O(h^(s+1))
 
     @staticmethod
     @functools.lru_cache(maxsize=16)
@@ -336,17 +511,20 @@ class RadauIIA(AdaptiveImplicit):
         return (gamma, torch.tensor(E, dtype=dtype, device=device),
                 torch.tensor(collocation_extrapolation(tableau.c), dtype=dtype, device=device))
 
-    def _guess(self, cache, h, P):
+    def _guess(self, state, h, P):
         """Newton's starting stages from the previous collocation polynomial (zero when none)."""
-        h_prev = cache["h_prev"]
+        h_prev = state.h_prev
         # h_prev == 0 (no previous step) gives r = ±inf or nan; those rows start at zero.
         r = (h / h_prev).nan_to_num(0.0, 0.0, 0.0)
         powers = torch.stack([r ** k for k in range(P.shape[0])], -1)       # (B, s+1)
         L = torch.tensordot(powers, P, dims=1)                              # (B, s, s)
-        return L.to(cache["Z_prev"].dtype) @ cache["Z_prev"]
+        return L.to(state.Z_prev.dtype) @ state.Z_prev
 
     def _kept(self, y):
         return {"Z_prev": y.new_zeros(y.shape[0], self.tableau.stages, y.shape[1])}
+
+    def _kept_from(self, stages):
+        return {"Z_prev": stages.Z}
 
     def _factorise(self, J, h):
         """``I − h (A ⊗ J)`` for the stages, ``γ/h − J`` for the error estimate."""
@@ -357,68 +535,60 @@ class RadauIIA(AdaptiveImplicit):
         LU_e, pivots_e = torch.linalg.lu_factor(gamma / h.unsqueeze(-1) * eye - J)
         return {"LU": LU, "pivots": pivots, "LU_e": LU_e, "pivots_e": pivots_e}
 
-    def attempt(self, f, t, y, h, cache, scale_fn, *, rtol, jac=None, needs_grad=False):
-        """One step attempt per sample; see :meth:`Dopri5.attempt`."""
-        B, n = y.shape
+    def _solve_stages(self, field, t, y, h, state, tolerance):
         A, _, c, _ = self.tableau.tensors(h.dtype, y.device)
-        long_zeros = torch.zeros(B, dtype=torch.long, device=y.device)
-        info = {"nfev": long_zeros, "njev": long_zeros, "nlu": long_zeros}
-        y_in = y
-        with torch.no_grad():
-            y = y.detach()
-            cache = self._refresh(f, t, y, h, cache, jac, info)
-            _, E, P = self._constants(self.tableau, h.dtype, y.device)
-            Z0 = self._guess(cache, h[:, 0], P)
-            Z, converged, iters, rate, _ = newton_solve(
-                f, t, y, h, A, c, cache["LU"], cache["pivots"], scale_fn(y, y),
-                self._newton_tol(rtol, y.dtype), self.newton.max_iter, Z0=Z0,
-                floor=self._roundoff(rtol, y.dtype))
-            info["nfev"] = iters * self.tableau.stages
-            y_new = y + Z[:, -1]
-            # Error estimate filtered through (γ/h − J)⁻¹ so stiff components are not
-            # overestimated (Hairer & Wanner II, eq. IV.8.20); refined once after a rejection.
-            ZE = (E.to(Z.dtype) @ Z) / h
-            err = torch.linalg.lu_solve(cache["LU_e"], cache["pivots_e"],
-                                        (cache["f0"] + ZE).unsqueeze(-1)).squeeze(-1)
-            scale = scale_fn(y, y_new)
-            norm = rms(err / scale)
-            refine = converged & (norm > 1) & cache["rejected"]
-            if bool(refine.any()):
-                idx = refine.nonzero().reshape(-1)
-                f_err = f(t[idx], y[idx] + err[idx])
-                err_i = torch.linalg.lu_solve(cache["LU_e"][idx], cache["pivots_e"][idx],
-                                              (f_err + ZE[idx]).unsqueeze(-1)).squeeze(-1)
-                norm = norm.index_put((idx,), rms(err_i / scale[idx]))
-                info["nfev"] = info["nfev"] + refine.long()
-            norm = torch.where(converged & torch.isfinite(norm), norm,
-                               torch.full_like(norm, math.inf))
-            accepted = norm <= 1
-            factor, keep = self._factor(norm, iters, h[:, 0], cache, converged)
-            # One batched evaluation beats gathering the accepted rows; rejected rows keep f0.
-            f_new = torch.where(accepted.unsqueeze(-1), f(t + h[:, 0], y_new), cache["f0"])
-            info["nfev"] = info["nfev"] + accepted
-        if needs_grad:
-            y_new = y_in + implicit_function_correction(f, t, y_in, h, A, c, Z, jac)[:, -1]
-        return y_new, norm, self._next_cache(cache, accepted, converged, iters, rate, f_new,
-                                             h[:, 0], norm, keep, {"Z_prev": Z}), factor, info
+        _, _, P = self._constants(self.tableau, h.dtype, y.device)
+        rtol = tolerance.rtol
+        Z, converged, iters, rate, _ = newton_solve(
+            field, t, y, h, A, c, state.LU, state.pivots, tolerance.scale(y, y),
+            self._newton_tol(rtol, y.dtype), self.newton.max_iter,
+            Z0=self._guess(state, h[:, 0], P), floor=self._roundoff(rtol, y.dtype))
+        return RadauStages(y_new=y + Z[:, -1], converged=converged, iterations=iters,
+                           rate=rate, nfev=iters * self.tableau.stages, Z=Z)
+
+    def _error(self, field, t, y, h, state, stages, tolerance):
+        # Error estimate filtered through (γ/h − J)⁻¹ so stiff components are not
+        # overestimated (Hairer & Wanner II, eq. IV.8.20); refined once after a rejection.
+        _, E, _ = self._constants(self.tableau, h.dtype, y.device)
+        ZE = (E.to(stages.Z.dtype) @ stages.Z) / h
+        err = torch.linalg.lu_solve(state.LU_e, state.pivots_e,
+                                    (state.f0 + ZE).unsqueeze(-1)).squeeze(-1)
+        scale = tolerance.scale(y, stages.y_new)
+        norm = rms(err / scale)
+        refine = stages.converged & (norm > 1) & state.rejected
+        if not bool(refine.any()):
+            return norm, None
+        idx = refine.nonzero().reshape(-1)
+        f_err = field(t[idx], y[idx] + err[idx])
+        err_i = torch.linalg.lu_solve(state.LU_e[idx], state.pivots_e[idx],
+                                      (f_err + ZE[idx]).unsqueeze(-1)).squeeze(-1)
+        return norm.index_put((idx,), rms(err_i / scale[idx])), refine.long()
+
+    def _new_derivative(self, field, t, h, stages, accepted):
+        # One batched evaluation beats gathering the accepted rows; rejected rows keep f0.
+        return field(t + h[:, 0], stages.y_new), accepted
+
+    def _differentiable_step(self, field, t, y, h, stages):
+        A, _, c, _ = self.tableau.tensors(h.dtype, y.device)
+        return y + implicit_function_correction(field, t, y, h, A, c, stages.Z)[:, -1]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class RadauIIA5(RadauIIA):
     """Radau IIA of order 5 (3 stages): the workhorse for stiff problems at moderate
     tolerances, after Hairer & Wanner's RADAU5."""
 
     name = "radau5"
-    tableau: ButcherTableau = RADAU_IIA5
+    tableau = RADAU_IIA5
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class RadauIIA9(RadauIIA):
     """Radau IIA of order 9 (5 stages): fewer, larger steps than ``radau5``; its error estimate
     is of order 5 instead of 3, which pays off from moderate tolerances on."""
 
     name = "radau9"
-    tableau: ButcherTableau = RADAU_IIA9
+    tableau = RADAU_IIA9
 
 
 _G = 0.26
@@ -443,24 +613,37 @@ KVAERNO5 = ButcherTableau(
     error_order=4)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
+class KvaernoStages(Stages):
+    """:class:`Stages` plus the embedded solution ``y_hat``, the last stage's derivative
+    ``k_last`` (``f`` at the new point: the method is stiffly accurate) and each implicit
+    stage's increment ``(B, 1, n)`` by stage index."""
+
+    y_hat: torch.Tensor
+    k_last: torch.Tensor
+    increments: dict
+
+
+@dataclass(frozen=True, kw_only=True)
 class Kvaerno5(AdaptiveImplicit):
     """Kværnø's ESDIRK 5(4): adaptive, L-stable, stiffly accurate, 7 stages (the first explicit)
-    solved one after another, each with the same ``n × n`` matrix ``I − hγJ``.
+    solved one after another, each with the same ``n × n`` matrix ``I − hγJ`` (γ = 0.26).
+    Order 5 with an embedded order-4 solution; the error estimate is their difference.
 
     Against ``radau5`` it trades more (cheaper) Newton solves for an LU ``s²`` times smaller:
     the better choice for large systems (neural-network fields with many state components).
     Stage ``i`` starts Newton from stage ``i − 1``; its derivative is taken as
     ``(z_i − base_i)/(hγ)``, not a new evaluation, which keeps Newton's error out of the stiff
-    components (Hairer & Wanner II, §IV.8). The error is the difference of the last two stages.
+    components (Hairer & Wanner II, §IV.8).
+
+    Reference: A. Kværnø, "Singly diagonally implicit Runge–Kutta methods with an explicit
+    first stage", *BIT Numerical Mathematics* 44(3) (2004) 489–502,
+    doi:10.1023/B:BITN.0000046811.70614.38.
     """
 
     name = "kvaerno5"
-    tableau: ButcherTableau = KVAERNO5
-
-    @property
-    def error_exponent(self) -> float:
-        return 1 / (self.tableau.error_order + 1)
+    tableau = KVAERNO5
+    error_order = KVAERNO5.error_order
 
     @property
     def gamma(self) -> float:
@@ -484,48 +667,49 @@ class Kvaerno5(AdaptiveImplicit):
             ks.append(Z / (self.gamma * h))
         return z, z_prev, ks[-1]
 
-    def attempt(self, f, t, y, h, cache, scale_fn, *, rtol, jac=None, needs_grad=False):
-        """One step attempt per sample; see :meth:`Dopri5.attempt`."""
-        B, n = y.shape
+    def _solve_stages(self, field, t, y, h, state, tolerance):
+        B = y.shape[0]
         _, _, c, _ = self.tableau.tensors(h.dtype, y.device)
         diagonal = self._diagonal(h)
-        long_zeros = torch.zeros(B, dtype=torch.long, device=y.device)
-        info = {"nfev": long_zeros, "njev": long_zeros, "nlu": long_zeros}
-        found = {}
-        with torch.no_grad():
-            y_d = y.detach()
-            cache = self._refresh(f, t, y_d, h, cache, jac, info)
-            tol, scale = self._newton_tol(rtol, y.dtype), scale_fn(y_d, y_d)
-            converged = torch.ones(B, dtype=torch.bool, device=y.device)
-            iters, rate = long_zeros, h.new_zeros(B)
+        rtol = tolerance.rtol
+        tol, scale = self._newton_tol(rtol, y.dtype), tolerance.scale(y, y)
+        converged = torch.ones(B, dtype=torch.bool, device=y.device)
+        iters = nfev = torch.zeros(B, dtype=torch.long, device=y.device)
+        rate = h.new_zeros(B)
+        increments = {}
 
-            def newton_stage(i, base, k_prev):
-                nonlocal converged, iters, rate
-                # Start from the previous stage's derivative: Z = hγ f(z_i) ≈ hγ k_{i−1}.
-                Z, ok, k, r, _ = newton_solve(
-                    f, t, base, h, diagonal, c[i:i + 1], cache["LU"], cache["pivots"], scale,
-                    tol, self.newton.max_iter, Z0=(self.gamma * h * k_prev).unsqueeze(-2),
-                    floor=self._roundoff(rtol, y.dtype))
-                converged, iters = converged & ok, torch.maximum(iters, k)
-                rate = rate + r / (self.tableau.stages - 1)         # the mean over stages
-                info["nfev"] = info["nfev"] + k
-                found[i] = Z
-                return Z[:, 0]
+        def newton_stage(i, base, k_prev):
+            nonlocal converged, iters, rate, nfev
+            # Start from the previous stage's derivative: Z = hγ f(z_i) ≈ hγ k_{i−1}.
+            Z, ok, k, r, _ = newton_solve(
+                field, t, base, h, diagonal, c[i:i + 1], state.LU, state.pivots, scale,
+                tol, self.newton.max_iter, Z0=(self.gamma * h * k_prev).unsqueeze(-2),
+                floor=self._roundoff(rtol, y.dtype))
+            converged, iters = converged & ok, torch.maximum(iters, k)
+            rate = rate + r / (self.tableau.stages - 1)         # the mean over stages
+            nfev = nfev + k
+            increments[i] = Z
+            return Z[:, 0]
 
-            y_new, y_hat, k_last = self._stages(y_d, h, cache["f0"], newton_stage)
-            norm = rms((y_new - y_hat) / scale_fn(y_d, y_new))
-            norm = torch.where(converged & torch.isfinite(norm), norm,
-                               torch.full_like(norm, math.inf))
-            accepted = norm <= 1
-            factor, keep = self._factor(norm, iters, h[:, 0], cache, converged)
-            # Stiffly accurate: the last stage's derivative is f at the new point.
-            f_new = torch.where(accepted.unsqueeze(-1), k_last, cache["f0"])
-        if needs_grad:
-            # Implicit-function-theorem derivative of every stage, through the stage bases.
-            def corrected_stage(i, base, _):
-                return implicit_function_correction(f, t, base, h, diagonal, c[i:i + 1],
-                                                    found[i], jac)[:, 0]
+        y_new, y_hat, k_last = self._stages(y, h, state.f0, newton_stage)
+        return KvaernoStages(y_new=y_new, converged=converged, iterations=iters, rate=rate,
+                             nfev=nfev, y_hat=y_hat, k_last=k_last, increments=increments)
 
-            y_new, _, _ = self._stages(y, h, f(t, y), corrected_stage)
-        return y_new, norm, self._next_cache(cache, accepted, converged, iters, rate, f_new,
-                                             h[:, 0], norm, keep), factor, info
+    def _error(self, field, t, y, h, state, stages, tolerance):
+        return rms((stages.y_new - stages.y_hat) / tolerance.scale(y, stages.y_new)), None
+
+    def _new_derivative(self, field, t, h, stages, accepted):
+        # Stiffly accurate: the last stage's derivative is f at the new point.
+        return stages.k_last, None
+
+    def _differentiable_step(self, field, t, y, h, stages):
+        # Implicit-function-theorem derivative of every stage, through the stage bases.
+        _, _, c, _ = self.tableau.tensors(h.dtype, y.device)
+        diagonal = self._diagonal(h)
+
+        def corrected_stage(i, base, _):
+            return implicit_function_correction(field, t, base, h, diagonal, c[i:i + 1],
+                                                stages.increments[i])[:, 0]
+
+        y_new, _, _ = self._stages(y, h, field(t, y), corrected_stage)
+        return y_new

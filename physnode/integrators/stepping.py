@@ -2,46 +2,35 @@
 
 Both return the states at the requested output times. Adaptive steps are shortened so that
 each sample lands exactly on every output time (no interpolation error at the outputs).
+
+Either loop can run checkpointed (``solve(..., adjoint=True)``): the steps are cut into
+segments of about ``√N`` steps (or attempts); each segment runs without a graph, keeping only
+its starting state, and is run again with a graph in the backward pass, one segment at a time
+(checkpointing: Griewank & Walther, *Evaluating Derivatives*, 2nd ed., ch. 12). The forward
+pass computes what the plain loop computes, so values and statistics are identical; the
+gradients are those of backpropagation through the steps, with memory ``O(√N)`` instead of
+``O(N)``, for one more evaluation of every step. (Fields that differentiate inside, such as
+Hamiltonian networks, work as well: each segment is an ordinary function run twice, not a
+region whose saved tensors are dropped.)
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass, fields, replace
 
 import torch
 
 from .._validation import IntegrationError
+from .base import (  # noqa: F401 - RowTime is re-exported
+    AdaptiveIntegrator,
+    Field,
+    FixedStepIntegrator,
+    RowTime,
+    SampleState,
+    Tolerance,
+)
 from .controllers import initial_step
-
-
-class RowTime:
-    """``f`` under :func:`physnode.solve`'s time convention: whatever the method, ``f``
-    receives the time of every sample as a tensor of shape ``(*y.shape[:-1], 1)``, which
-    broadcasts against ``y`` row by row (never along the state axis).
-
-    Integrators call it with a 0-d time (every sample at the same time), a per-sample time
-    ``(B,)`` for states ``(B, n)``, or per-stage times ``(B, s)`` for stage states
-    ``(B, s, n)``.
-    """
-
-    def __init__(self, f):
-        self.f = f
-
-    def __call__(self, t, y):
-        if t.ndim:
-            t = t.unsqueeze(-1)
-        return self.f(t.expand(*y.shape[:-1], 1), y)
-
-
-class CountingField:
-    """Wraps ``f`` and counts evaluations per batch sample (stage batches count once each)."""
-
-    def __init__(self, f, batch_size: int):
-        self.f, self.batch_size, self.count = f, batch_size, 0
-
-    def __call__(self, t, y):
-        self.count += y.numel() // max(1, y.shape[-1] * self.batch_size)
-        return self.f(t, y)
 
 
 def _failure(message, stats, samples, t):
@@ -77,29 +66,153 @@ def check_finite_state(y, k, t_out, h, name, stats):
                        f"smaller dt or a stiff method", stats, bad, a)
 
 
-def integrate_fixed(method, f, y0, t_out, dt, step_kwargs):
-    """Fixed steps on the grid of :func:`step_schedule`; returns ``(ys, stats)``."""
-    field = CountingField(f, y0.shape[0])
-    stats = {"nfev": 0, "steps": 0, "rejected": 0, "njev": 0, "nlu": 0}
-    if method.implicit:
-        step_kwargs = {**step_kwargs, "stats": stats}
-    ys, y, cache = [y0], y0, None
-    for k, h, times in step_schedule(t_out, dt):
-        for t in times:
-            y, cache = method.step(field, t, y, h, cache, **step_kwargs)
-        stats["steps"] += len(times)
-        stats["nfev"] = field.count
-        check_finite_state(y, k, t_out, h, method.name, stats)
-        ys.append(y)
-    return torch.stack(ys), stats
+class _Segment(torch.autograd.Function):
+    """``run(*inputs) -> (outputs, extra)`` computed without a graph; the backward pass runs it
+    again with one and backpropagates through it to the inputs and to ``params``. ``extra``
+    (anything non-differentiable the caller needs) is appended to ``sink``."""
+
+    @staticmethod
+    def forward(ctx, run, sink, n_inputs, *tensors):
+        ctx.set_materialize_grads(False)
+        ctx.run, ctx.n_inputs = run, n_inputs
+        outputs, extra = run(*tensors[:n_inputs])
+        sink.append(extra)
+        ctx.save_for_backward(*tensors)
+        # Fresh tensors: an output that is one of the inputs would be a view of it.
+        return tuple(x.clone() if any(x is y for y in tensors) else x for x in outputs)
+
+    @staticmethod
+    def backward(ctx, *grads):
+        saved, n = ctx.saved_tensors, ctx.n_inputs
+        needs = ctx.needs_input_grad[3:]
+        inputs = [x.detach().requires_grad_(need) for x, need in zip(saved[:n], needs)]
+        with torch.enable_grad():
+            outputs, _ = ctx.run(*inputs)
+        pairs = [(o, g) for o, g in zip(outputs, grads) if g is not None and o.requires_grad]
+        candidates = [*inputs, *saved[n:]]
+        wanted = [i for i, need in enumerate(needs) if need]
+        result = [None] * len(needs)
+        if pairs and wanted:
+            got = torch.autograd.grad([o for o, _ in pairs], [candidates[i] for i in wanted],
+                                      [g for _, g in pairs], allow_unused=True)
+            for i, g in zip(wanted, got):
+                result[i] = g
+        return (None, None, None, *result)
 
 
-def integrate_adaptive(method, f, y0, t_out, f0, rtol, atol, max_steps, step_kwargs):
-    """Per-sample adaptive stepping: every sample has its own time, step size, cache and
-    accept/reject decision.
+def _leaves(state: SampleState) -> list:
+    """The fields of ``state`` in order, nested states flattened."""
+    values = []
+    for field in fields(state):
+        value = getattr(state, field.name)
+        values += _leaves(value) if isinstance(value, SampleState) else [value]
+    return values
+
+
+def _rebuild(state: SampleState, values) -> SampleState:
+    """``state`` with its leaves (in :func:`_leaves` order) replaced by ``values``."""
+    values = iter(values)
+
+    def build(state):
+        changes = {}
+        for field in fields(state):
+            value = getattr(state, field.name)
+            changes[field.name] = build(value) if isinstance(value, SampleState) else next(values)
+        return replace(state, **changes)
+
+    return build(state)
+
+
+def segment_lengths(n: int) -> list[int]:
+    """Lengths of the checkpointed segments of ``n`` fixed steps: ``⌈√n⌉`` each (the last
+    shorter), so that both the stored boundaries and the longest recomputed segment are
+    ``O(√n)``."""
+    if n <= 0:
+        return []
+    length = math.ceil(math.sqrt(n))
+    return [min(length, n - start) for start in range(0, n, length)]
+
+
+def integrate_fixed(method: FixedStepIntegrator, field: Field, y0, t_out, dt,
+                    params: tuple[torch.Tensor, ...] | None = None):
+    """Fixed steps on the grid of :func:`step_schedule`; returns ``(ys, stats)``.
+
+    ``field`` counts the evaluations (``Field(..., count=B)``). With ``params`` (the tensors
+    besides ``y0`` to differentiate), the loop runs checkpointed; a method's carry must then
+    be a tensor or ``None``.
+    """
+    schedule = [(k, h, t, i == len(times) - 1)
+                for k, h, times in step_schedule(t_out, dt) for i, t in enumerate(times)]
+    steps = [(j, *step) for j, step in enumerate(schedule, 1)]   # j: steps taken after it
+    taken = [0]
+
+    def stats():
+        return {"nfev": field.nfev, "steps": taken[0], "rejected": 0, "njev": field.njev,
+                "nlu": field.nlu}
+
+    def run(y, carry, segment):
+        """The steps of ``segment``; returns the last state, the carry and the states at
+        the ends of the output intervals it closes."""
+        outputs = []
+        for j, k, h, t, closes in segment:
+            y, carry = method.step(field, t, y, h, carry)
+            if closes:
+                taken[0] = j
+                check_finite_state(y, k, t_out, h, method.name, stats())
+                outputs.append(y)
+        if segment:
+            taken[0] = segment[-1][0]
+        return y, carry, outputs
+
+    if params is None:
+        _, _, outputs = run(y0, None, steps)
+        return torch.stack([y0, *outputs]), stats()
+
+    outputs, y, carry, start = [], y0, None, 0
+    for length in segment_lengths(len(steps)):
+        segment = steps[start:start + length]
+        has_carry = carry is not None
+
+        def segment_run(y, *carry, segment=segment, has_carry=has_carry):
+            y, carry, out = run(y, carry[0] if has_carry else None, segment)
+            return (y, *([] if carry is None else [carry]), *out), carry is not None
+
+        sink = []
+        result = _Segment.apply(segment_run, sink, 1 + has_carry, y,
+                                *([carry] if has_carry else []), *params)
+        y, carry = result[0], result[1] if sink[0] else None
+        outputs += result[1 + sink[0]:]
+        start += length
+    return torch.stack([y0, *outputs]), stats()
+
+
+@dataclass(kw_only=True)
+class _Running:
+    """The working set of the adaptive loop: the samples still running (``ids`` into the
+    batch), their times, states, next step sizes, next output indices, counts and method
+    state, and the attempts made so far (the same for all of them)."""
+
+    ids: torch.Tensor
+    t: torch.Tensor
+    y: torch.Tensor
+    h: torch.Tensor
+    next_out: torch.Tensor
+    work: dict
+    state: SampleState
+    attempts: int
+
+
+def integrate_adaptive(method: AdaptiveIntegrator, field: Field, y0, t_out, f0,
+                       tolerance: Tolerance, max_steps: int,
+                       params: tuple[torch.Tensor, ...] | None = None):
+    """Per-sample adaptive stepping: every sample has its own time, step size, state and
+    accept/reject decision. Returns ``(ys, stats)`` with per-sample stats.
 
     The loop works on a compact set of the samples still running; finished samples leave it
     (one gather per finishing event, not per step), so the cost follows the active batch.
+    With ``params`` (the tensors besides ``y0`` to differentiate), it runs checkpointed in
+    segments of 1, 2, 3, … attempts: ``N`` attempts make about ``√(2N)`` segments, none
+    longer than that. The state fields that carry gradients are those that do initially.
     """
     B, n = y0.shape
     T = t_out.shape[0]
@@ -112,53 +225,106 @@ def integrate_adaptive(method, f, y0, t_out, f0, rtol, atol, max_steps, step_kwa
         return ys, stats
     eps = torch.finfo(y0.dtype).eps
 
-    def scale_fn(y_old, y_new):
-        return atol + rtol * torch.maximum(y_old.abs(), y_new.abs())
-
-    # The working set: state of the samples still running, and their original indices.
-    ids = torch.arange(B, device=y0.device)
     t = t_out[0].expand(B).clone()
-    y = y0
-    h = direction * initial_step(f, t, y0, f0, method.order, rtol, atol, direction)
-    next_out = torch.ones(B, **long)
-    cache = method.init_cache(f, t, y, f0)
+    h = direction * initial_step(field, t, y0, f0, method.order, tolerance.rtol,
+                                 tolerance.atol, direction)
     work = {k: torch.zeros(B, **long) for k in stats}
     work["nfev"] += 2
-    attempts = 0      # every sample still running has made exactly this many attempts
-    while True:
-        attempts += 1
-        target = t_out[next_out]
-        lands = direction * (t + h - target) >= 0
-        h_try = torch.where(lands, target - t, h)
-        y_new, norm, cache, factor, info = method.attempt(
-            f, t, y, h_try.unsqueeze(-1), cache, scale_fn, rtol=rtol, **step_kwargs)
-        accepted = norm <= 1
-        t = torch.where(accepted, torch.where(lands, target, t + h_try), t)
-        y = torch.where(accepted.unsqueeze(-1), y_new, y)
-        h_prop = h_try * factor
-        # A step shortened to hit an output says nothing against the longer step.
-        h = torch.where(accepted & lands & (h_prop.abs() < h.abs()) & (norm < 0.5), h, h_prop)
-        for key, value in info.items():
-            work[key] += value
-        work["steps"] += accepted
-        work["rejected"] += ~accepted
-        reached = accepted & lands
-        if bool(reached.any()):
-            ys.index_put_((next_out[reached], ids[reached]), y[reached])
-            next_out = next_out + reached.long()
-            finished = next_out >= T
-            if bool(finished.any()):
-                for key in stats:
-                    stats[key] = stats[key].index_put((ids[finished],), work[key][finished])
-                keep = (~finished).nonzero().reshape(-1)
-                if keep.numel() == 0:
-                    break
-                ids, t, y, h, next_out = ids[keep], t[keep], y[keep], h[keep], next_out[keep]
-                work = {k: v[keep] for k, v in work.items()}
-                cache = {k: v[keep] for k, v in cache.items()}
-                continue
-        _check_progress(t, h, norm, ids, work, stats, attempts > max_steps, max_steps, eps,
-                        method.name)
+    running = _Running(ids=torch.arange(B, device=y0.device), t=t, y=y0, h=h,
+                       next_out=torch.ones(B, **long), work=work,
+                       state=method.init(field, t, y0, f0), attempts=0)
+
+    def advance(running, stats, limit):
+        """At most ``limit`` attempts (None: until every sample is done); returns the working
+        set (None when done), the stats and the outputs ``(index, samples, states)``."""
+        outputs = []
+        ids, t, y, h, next_out = (running.ids, running.t, running.y, running.h,
+                                  running.next_out)
+        state, attempts, work = running.state, running.attempts, dict(running.work)
+        stats = dict(stats)
+        controller = method.controller
+        done = 0
+        while limit is None or done < limit:
+            done += 1
+            attempts += 1       # every sample still running has made this many attempts
+            target = t_out[next_out]
+            lands = direction * (t + h - target) >= 0
+            h_try = torch.where(lands, target - t, h)
+            result = method.attempt(field, t, y, h_try.unsqueeze(-1), state, tolerance)
+            accepted = result.accepted
+            t = torch.where(accepted, torch.where(lands, target, t + h_try), t)
+            y = torch.where(accepted.unsqueeze(-1), result.y, y)
+            h = controller.next_step(h, h_try, result.factor, accepted=accepted, lands=lands,
+                                     error=result.error)
+            state = result.state
+            work["nfev"] += result.nfev
+            if result.njev is not None:
+                work["njev"] += result.njev
+            if result.nlu is not None:
+                work["nlu"] += result.nlu
+            work["steps"] += accepted
+            work["rejected"] += ~accepted
+            reached = accepted & lands
+            if bool(reached.any()):
+                outputs.append((next_out[reached], ids[reached], y[reached]))
+                next_out = next_out + reached.long()
+                finished = next_out >= T
+                if bool(finished.any()):
+                    for key in stats:
+                        stats[key] = stats[key].index_put((ids[finished],),
+                                                          work[key][finished])
+                    keep = (~finished).nonzero().reshape(-1)
+                    if keep.numel() == 0:
+                        return None, stats, outputs
+                    ids, t, y, h, next_out = ids[keep], t[keep], y[keep], h[keep], next_out[keep]
+                    work = {k: v[keep] for k, v in work.items()}
+                    state = state.take(keep)
+                    continue
+            _check_progress(t, h, result.error, ids, work, stats, attempts > max_steps,
+                            max_steps, eps, method.name)
+        return _Running(ids=ids, t=t, y=y, h=h, next_out=next_out, work=work, state=state,
+                        attempts=attempts), stats, outputs
+
+    if params is None:
+        _, stats, outputs = advance(running, stats, None)
+    else:
+        graded = [isinstance(x, torch.Tensor) and x.requires_grad
+                  for x in _leaves(running.state)]
+        outputs, length = [], 0
+        while running is not None:
+            length += 1
+            leaves = _leaves(running.state)
+            carried = [x for x, g in zip(leaves, graded) if g]
+
+            def segment_run(y, *carried, running=running, leaves=leaves, length=length,
+                            stats=stats):
+                given = iter(carried)
+                state = _rebuild(running.state, [next(given) if g else x
+                                                 for x, g in zip(leaves, graded)])
+                # Counts are added in place: a recomputation starts from fresh copies.
+                work = {k: v.clone() for k, v in running.work.items()}
+                new, new_stats, out = advance(replace(running, y=y, state=state, work=work),
+                                              stats, length)
+                tensors = [v for _, _, v in out]
+                if new is not None:
+                    tensors = [new.y, *(x for x, g in zip(_leaves(new.state), graded) if g),
+                               *tensors]
+                return tensors, (new, new_stats, [(i, s) for i, s, _ in out])
+
+            sink = []
+            result = _Segment.apply(segment_run, sink, 1 + len(carried), running.y, *carried,
+                                    *params)
+            running, stats, index = sink[0]
+            if running is not None:      # continue from the outputs, which carry the graph
+                k = 1 + sum(graded)
+                values = iter(result[1:k])
+                running = replace(running, y=result[0], state=_rebuild(
+                    running.state, [next(values) if g else x
+                                    for x, g in zip(_leaves(running.state), graded)]))
+                result = result[k:]
+            outputs += [(i, s, v) for (i, s), v in zip(index, result)]
+    for index, samples, values in outputs:
+        ys.index_put_((index, samples), values)
     return ys, stats
 
 

@@ -14,10 +14,11 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 
-from .base import Integrator
+from .base import FixedStepIntegrator
 from .implicit import ImplicitRungeKutta
 from .tableau import ButcherTableau
 
@@ -32,8 +33,8 @@ def leapfrog_composition(weights) -> tuple[tuple[float, ...], tuple[float, ...]]
     return tuple(kicks), tuple(drifts)
 
 
-@dataclass(frozen=True)
-class Splitting(Integrator):
+@dataclass(frozen=True, kw_only=True)
+class Splitting(FixedStepIntegrator):
     """Kick–drift splitting ``K(b₀) D(a₀) K(b₁) … D(a_{m−1}) K(b_m)`` for separable
     Hamiltonians.
 
@@ -44,19 +45,17 @@ class Splitting(Integrator):
     """
 
     symplectic = True
-    kicks: tuple[float, ...] = ()
-    drifts: tuple[float, ...] = ()
-    method_order: int = 0
+    #: kick coefficients ``b_0 … b_m`` and drift coefficients ``a_0 … a_{m−1}``
+    kicks: ClassVar[tuple[float, ...]]
+    drifts: ClassVar[tuple[float, ...]]
 
-    @property
-    def order(self) -> int:
-        return self.method_order
-
-    def step(self, f, t, y, h, cache=None):
-        """One step of size ``h``; ``cache`` is the force ``ṗ`` at the current positions."""
+    def step(self, field, t, y, h, carry=None):
+        """One step of size ``h``; ``carry`` is the force ``ṗ`` at the current positions
+        (returned for the next step)."""
+        f = field
         dof = y.shape[-1] // 2
         q, p = y[..., :dof], y[..., dof:]
-        force, time = cache, t
+        force, time = carry, t
         for i, b in enumerate(self.kicks):
             if b:
                 if force is None:
@@ -74,25 +73,26 @@ class Splitting(Integrator):
         return torch.cat([q, p], -1), force
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class SymplecticEuler(Splitting):
     """Symplectic Euler (kick then drift): order 1, explicit, symplectic for separable H."""
 
     name = "symplectic_euler"
-    kicks: tuple[float, ...] = (1.0, 0.0)
-    drifts: tuple[float, ...] = (1.0,)
-    method_order: int = 1
+    order = 1
+    kicks = (1.0, 0.0)
+    drifts = (1.0,)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class StormerVerlet(Splitting):
     """Störmer–Verlet / leapfrog, kick–drift–kick: order 2, explicit, symmetric, symplectic for
     separable H; one force and one velocity evaluation per step."""
 
     name = "leapfrog"
-    kicks: tuple[float, ...] = (0.5, 0.5)
-    drifts: tuple[float, ...] = (1.0,)
-    method_order: int = 2
+    order = 2
+    reversible = True
+    kicks = (0.5, 0.5)
+    drifts = (1.0,)
 
 
 _CBRT2 = 2 ** (1 / 3)
@@ -102,26 +102,26 @@ _W6 = (0.784513610477560, 0.235573213359357, -1.17767998417887)
 _Y6 = _W6 + (1 - 2 * math.fsum(_W6),) + _W6[::-1]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Yoshida4(Splitting):
     """Yoshida's 4th-order composition of three leapfrog steps (Yoshida 1990): explicit,
     symplectic for separable H, three force evaluations per step."""
 
     name = "yoshida4"
-    kicks: tuple[float, ...] = leapfrog_composition(_Y4)[0]
-    drifts: tuple[float, ...] = leapfrog_composition(_Y4)[1]
-    method_order: int = 4
+    order = 4
+    reversible = True
+    kicks, drifts = leapfrog_composition(_Y4)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Yoshida6(Splitting):
     """Yoshida's 6th-order composition of seven leapfrog steps (solution A, Yoshida 1990):
     explicit, symplectic for separable H, seven force evaluations per step."""
 
     name = "yoshida6"
-    kicks: tuple[float, ...] = leapfrog_composition(_Y6)[0]
-    drifts: tuple[float, ...] = leapfrog_composition(_Y6)[1]
-    method_order: int = 6
+    order = 6
+    reversible = True
+    kicks, drifts = leapfrog_composition(_Y6)
 
 
 _S3, _S15 = math.sqrt(3.0), math.sqrt(15.0)
@@ -136,29 +136,32 @@ GAUSS_LEGENDRE6 = ButcherTableau(
     b=(5 / 18, 4 / 9, 5 / 18), c=(0.5 - _S15 / 10, 0.5, 0.5 + _S15 / 10), order=6)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class ImplicitMidpoint(ImplicitRungeKutta):
     """Implicit midpoint rule (Gauss–Legendre, 1 stage): order 2, symplectic for any H,
     A-stable, symmetric."""
 
     name = "implicit_midpoint"
     symplectic = True
-    tableau: ButcherTableau = GAUSS_LEGENDRE2
+    reversible = True
+    tableau = GAUSS_LEGENDRE2
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class GaussLegendre4(ImplicitRungeKutta):
     """Gauss–Legendre collocation, 2 stages: order 4, symplectic for any H, A-stable."""
 
     name = "gauss_legendre4"
     symplectic = True
-    tableau: ButcherTableau = GAUSS_LEGENDRE4
+    reversible = True
+    tableau = GAUSS_LEGENDRE4
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class GaussLegendre6(ImplicitRungeKutta):
     """Gauss–Legendre collocation, 3 stages: order 6, symplectic for any H, A-stable."""
 
     name = "gauss_legendre6"
     symplectic = True
-    tableau: ButcherTableau = GAUSS_LEGENDRE6
+    reversible = True
+    tableau = GAUSS_LEGENDRE6

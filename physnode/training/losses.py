@@ -192,7 +192,9 @@ class RolloutLoss:
         Fixed steps per sample interval; by default from the gaps between samples and the
         data's time scale (see :meth:`steps`).
     adjoint : bool
-        O(1)-memory gradients (see :func:`physnode.solve`).
+        Save memory with the same forward pass (see :func:`physnode.solve`): the exact
+        reversible adjoint (O(1) memory) for symmetric symplectic methods, checkpointed
+        backpropagation (O(√N) memory in the number of steps) for the others.
     lr, max_epochs, patience : as for :class:`DerivativeLoss`.
     """
 
