@@ -18,7 +18,8 @@ import physnode as pn
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="t = 200 instead of 1000 (CI)")
+    parser.add_argument("--quick", action="store_true",
+                        help="t = 200 instead of 1000, fits capped (CI)")
     parser.add_argument("--out", default="out/compare_energy", help="output folder")
     args = parser.parse_args()
     out = Path(args.out)
@@ -33,7 +34,7 @@ def main():
     models = {"HNN": pn.models.HNN(dof=1, separable=True),
               "NeuralODE": pn.models.NeuralODE(dim=2)}
     for model in models.values():
-        pn.fit(model, data)
+        pn.fit(model, data, epochs=200 if args.quick else None)   # quick: each stage capped
 
     # 3. Roll out from 4 new initial states; measure the true energy along each rollout.
     y0 = spring.sample_initial_states(4, torch.Generator().manual_seed(1))

@@ -13,7 +13,7 @@ import torchdiffeq
 import physnode as pn
 from physnode._odeint import _with_controller_options
 from physnode._validation import TORCHDIFFEQ_ONLY, UNSUPPORTED_OPTIONS
-from tests._devices import as_numpy
+from tests._devices import as_numpy, seeded
 
 DTYPES = (torch.float32, torch.float64)
 
@@ -55,7 +55,7 @@ class LinearODE(torch.nn.Module):
     def __init__(self, dim=10):
         super().__init__()
         self.dim = dim
-        U = torch.randn(dim, dim, generator=torch.Generator().manual_seed(0)) * 0.1
+        U = torch.randn(dim, dim, generator=seeded(0)) * 0.1
         self.A = torch.nn.Parameter((2 * U - (U + U.T)).to(torch.get_default_device()))
 
     def forward(self, t, y):
@@ -312,7 +312,7 @@ def test_parameter_gradients_agree_with_torchdiffeq():
         f, y0, t, _ = construct_problem("constant")
         y0, t = y0.requires_grad_(True), t.requires_grad_(True)
         ys = odeint(f, y0, t)
-        weights = torch.rand(ys.shape, generator=torch.Generator().manual_seed(0),
+        weights = torch.rand(ys.shape, generator=seeded(0),
                              dtype=ys.dtype).to(ys.device)
         grads[name] = torch.autograd.grad((weights * ys).sum(), (y0, t, f.a, f.b))
     for ours, theirs in zip(grads["physnode"], grads["torchdiffeq"]):

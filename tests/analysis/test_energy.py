@@ -6,8 +6,10 @@ import torch
 import physnode as pn
 
 
-@pytest.mark.parametrize("system,measured", [(pn.systems.MassSpring(), 295),
-                                             (pn.systems.Pendulum(), 407)])
+@pytest.mark.parametrize("system,measured", [
+    (pn.systems.MassSpring(), 259),
+    pytest.param(pn.systems.Pendulum(), 1695, marks=pytest.mark.slow),  # 70-110 s
+])
 def test_hnn_keeps_true_energy_100x_better_than_a_neural_ode_over_t_1000(system, measured):
     data = pn.data.simulate(system, n_trajectories=25, t_span=(0, 3), n_points=30, seed=0,
                             derivatives=True)

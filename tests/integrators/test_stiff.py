@@ -19,8 +19,14 @@ PROBLEMS = {
 RTOL = 1e-8
 
 
-@pytest.mark.parametrize("method", ["radau5", "radau9", "kvaerno5"])
-@pytest.mark.parametrize("name", list(PROBLEMS))
+#: kvaerno5 on OREGO and on the ε-form Van der Pol take 20-30 s each: run with ``-m slow``.
+SLOW = {("OREGO", "kvaerno5"), ("VDPOL_eps", "kvaerno5")}
+
+
+@pytest.mark.parametrize("name,method", [
+    pytest.param(name, method, id=f"{name}-{method}",
+                 marks=[pytest.mark.slow] if (name, method) in SLOW else [])
+    for name in PROBLEMS for method in ("radau5", "radau9", "kvaerno5")])
 def test_matches_reference_to_6_digits_within_scipy_cost(stiff_reference, name, method):
     cls, kwargs, atol = PROBLEMS[name]
     system = cls(**kwargs)

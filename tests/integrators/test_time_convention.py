@@ -12,7 +12,7 @@ from scipy.linalg import expm
 
 import physnode as pn
 from physnode.integrators import METHODS
-from tests._devices import as_numpy
+from tests._devices import as_numpy, seeded
 
 T0, T1 = 0.3, 2.0
 OMEGA, FORCE, DRIVE = 1.3, 0.7, 2.1                   # forced oscillator ω, F, Ω
@@ -104,7 +104,7 @@ def applies(method, width, separable):
 
 
 def initial_states(shape, width):
-    generator = torch.Generator().manual_seed(7)
+    generator = seeded(7)
     return torch.rand(*shape, width, generator=generator, dtype=torch.float64) * 2 - 1
 
 
