@@ -199,21 +199,10 @@ def odeint(func, y0, t, *, rtol: float = 1e-7, atol: float = 1e-9, method=None,
         t = torch.as_tensor(t, dtype=real_dtype(dtype))
     t = check_times("t", t.to(device=device, dtype=real_dtype(dtype)))
 
-    # Gradients with respect to the times: the solve runs on detached times, and terms that
-    # are zero in value give each output's derivative, f(t_i, y_i) for t_i and
-    # -(dy_i/dy_0) f(t_0, y_0) for t_0 (the latter through a shift of y0).
-    t_grad = t.requires_grad and torch.is_grad_enabled()
-    times = t.detach()
-    if t_grad:
-        shift = t - times
-        y = y - field.one(times[0], y[0]) * shift[0]
     kwargs = {"dt": options.get("step_size"), "max_steps": options.get("max_num_steps",
                                                                         100_000)}
-    ys = solve(field, y, times, method=integrator, rtol=rtol, atol=atol, **kwargs).ys[:, 0]
-    if t_grad:
-        slopes = torch.stack([field.one(times[i], ys[i]) for i in range(len(times))])
-        ys = ys + slopes * shift[:, None]
-
+    # exact gradients with respect to t come from solve
+    ys = solve(field, y, t, method=integrator, rtol=rtol, atol=atol, **kwargs).ys[:, 0]
     return field.state(ys)
 
 

@@ -196,3 +196,25 @@ def test_a_time_of_another_shape_is_refused(t):
                                          + repr(shape).replace("(", r"\(").replace(")", r"\)")
                                          + "$"):
         pn.systems.sample_times(t, torch.zeros(3, 2))
+
+
+def _oscillator(t, y):
+    return torch.cat([y[..., 1:], -y[..., :1]], -1)
+
+
+@pytest.mark.parametrize("name", list(METHODS))
+def test_gradients_with_respect_to_the_times_are_exact_for_every_method(name):
+    # y(t_i) = R(t_i - t_0) y0: ∂/∂t_i = f(y_i), ∂/∂t_0 = -Σ_i ∂y_i/∂y0 · f(y0) = -Σ_i f(y_i)
+    method = METHODS[name]()
+    t = torch.tensor([0.3, 0.8, 1.5], dtype=torch.float64, requires_grad=True)
+    y0 = torch.tensor([[1.0, 0.5], [-0.2, 0.7]], dtype=torch.float64, requires_grad=True)
+    weights = torch.tensor([1.0, -2.0], dtype=torch.float64)
+    sol = pn.solve(_oscillator, y0, t, method=method,
+                   dt=None if method.adaptive else 1e-3, rtol=1e-10, atol=1e-12)
+    (grad_t,) = torch.autograd.grad((sol.ys * weights).sum(), t)
+    with torch.no_grad():
+        slopes = (_oscillator(None, sol.ys) * weights).sum(dim=(-1, -2))
+    expected = torch.cat([slopes[:1] - slopes.sum(), slopes[1:]])
+    tolerance = 1e-6 if method.order >= 2 else 1e-3
+    torch.testing.assert_close(grad_t, expected, rtol=tolerance, atol=tolerance)
+    torch.testing.assert_close(sol.t, t.detach())
