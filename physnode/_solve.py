@@ -91,9 +91,12 @@ def solve(f, y0: torch.Tensor, t, method="rk4", dt: float | None = None, rtol: f
 {methods}
     dt : float, optional
         Step size of fixed-step methods: each output interval is split into
-        ``ceil(Δt/dt)`` equal steps. Without it, one step per output interval.
+        ``ceil(Δt/dt)`` equal steps. Without it, one step per output interval. Adaptive
+        methods choose their own steps from ``rtol`` and ``atol`` and do not use it (so one
+        call can serve models with either kind of default integrator).
     rtol, atol : float
-        Tolerances of adaptive methods (weighted RMS error per sample).
+        Tolerances of adaptive methods (weighted RMS error per sample); fixed-step methods
+        do not use them.
     max_steps : int
         Attempted steps per sample before :class:`physnode.IntegrationError`.
     jac : callable, optional
