@@ -355,3 +355,18 @@ def check_odeint_options(options, method_name: str, adaptive: bool) -> dict:
         if ifactor <= 1:
             raise ValueError(f"`options['ifactor']` must be greater than 1; got {ifactor}")
     return options
+
+
+def check_angles(name: str, value, limit: int, what: str) -> tuple[int, ...]:
+    """Distinct indices in ``range(limit)`` of the coordinates that are angles, sorted."""
+    if isinstance(value, (str, int)) or not isinstance(value, Sequence):
+        raise TypeError(f"`{name}` must be a sequence of indices of {what}; got {value!r}")
+    out = []
+    for a in value:
+        if isinstance(a, bool) or not isinstance(a, int) or not 0 <= a < limit:
+            raise ValueError(f"`{name}` entries must be indices of {what}, 0..{limit - 1}; "
+                             f"got {a!r}")
+        out.append(a)
+    if len(set(out)) != len(out):
+        raise ValueError(f"`{name}` must not repeat an index; got {tuple(value)!r}")
+    return tuple(sorted(out))

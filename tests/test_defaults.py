@@ -97,3 +97,20 @@ def test_default_fit_reaches_the_stated_field_error(system, model, bound):
     result = pn.fit(fitted, data, progress=False, seed=1)
     assert result.stages == ["derivative", "rollout"] and all(result.converged.values())
     assert _field_error(fitted, system, data) < bound
+
+
+def test_angles_of_many_turns_give_the_pendulum_with_angles_declared():
+    pendulum = pn.systems.Pendulum(length=0.5)
+    data = pn.data.simulate(pendulum, n_trajectories=6, t_span=(0.0, 8.0), n_points=80,
+                            noise=0.01, irregular=True, seed=2)
+    turns = torch.tensor([0.0, 5.0, -17.0, 40.0, -3.0, 11.0], dtype=torch.float64)
+    wound = pn.data.Trajectories(          # unwrapped angles of up to 40 turns, no declaration
+        [pn.data.Trajectory(tr.t, tr.y + torch.stack([2 * torch.pi * k, 0 * k]))
+         for tr, k in zip(data, turns)], data.state_names)
+    torch.manual_seed(0)
+    model = pn.models.HNN(dof=1, angles=(0,))
+    pn.fit(model, wound, progress=False)
+    found = pn.discover(model, data=wound)
+    report = found.compare(pendulum)
+    assert report["exact_support"], found
+    assert report["max_relative_coefficient_error"] < 0.02

@@ -79,7 +79,9 @@ def discover(source, method: str | DiscoveryMethod = "sindy", library=None, *,
     targets = range(dof, len(symbols)) if second_order else range(len(symbols))
     equations = {s: symbols[i + dof] for i, s in enumerate(symbols[:dof])} if second_order \
         else {}
-    angles = clean.angles if clean.angles is not None else getattr(data, "angles", None)
+    # the data's declaration, else the model's (a model without angles declares nothing)
+    angles = next((a for a in (clean.angles, getattr(data, "angles", None),
+                               getattr(source, "angles", None) or None) if a is not None), None)
     found = method.regress(y, dy, symbols, targets, held_out, seed, angles=angles)
     for i in targets:
         equations[symbols[i]] = found[i].expression

@@ -62,7 +62,7 @@ def regenerate(model, data: Trajectories | None = None, *, n_points: int | None 
         return data.with_trajectories([Trajectory(*parts) for parts in
                                        _rollouts(model, data, n_points, method, substeps, place)])
     return Trajectories(_state_samples(model, names, box, n_samples, seed, place), names,
-                        angles=getattr(model, "angles", None))
+                        angles=getattr(model, "angles", None) or None)
 
 
 def _rollouts(model, data, n_points, method, substeps, place):

@@ -93,14 +93,21 @@ class DataScales:
         The motion's time scale, the geometric mean of ``scale / rate``.
     time_loc, time_scale : torch.Tensor
         Mean and spread of the sample times (for time-dependent models).
+
+    Coordinates listed in ``angles`` (radians, possibly unwrapped over many turns) get
+    offset 0 and scale 1.
     """
 
-    def __init__(self, y: torch.Tensor, dy: torch.Tensor, t: torch.Tensor | None = None):
+    def __init__(self, y: torch.Tensor, dy: torch.Tensor, t: torch.Tensor | None = None,
+                 angles: tuple = ()):
         y, dy = y.detach().double().cpu(), dy.detach().double().cpu()
         self.loc = y.mean(0)
         std = y.std(0) if len(y) > 1 else torch.zeros_like(self.loc)
         magnitude = self.loc.abs().clamp_min(1.0)
         self.scale = torch.where(std > 1e-12 * magnitude, std, magnitude)
+        # An angle's unit is the radian whatever its winding: no offset, unit scale.
+        index = list(angles)
+        self.loc[index], self.scale[index] = 0.0, 1.0
         rms = dy.pow(2).mean(0).sqrt()
         moving = torch.isfinite(rms) & (rms > 0)
         self.time = (geometric_mean(self.scale[moving] / rms[moving]) if bool(moving.any())
@@ -112,18 +119,52 @@ class DataScales:
         self.time_scale = torch.where(spread > 0, spread, torch.ones(()))
 
 
+def embed_angles(x: torch.Tensor, y: torch.Tensor, angles: tuple) -> torch.Tensor:
+    """Network inputs from normalised states ``x``: the coordinates that are not angles, then
+    ``cos`` and ``sin`` of the raw ``angles`` (indices into ``y``), so that the network is
+    periodic in them and unwrapped angles of any magnitude work."""
+    if not angles:
+        return x
+    index = list(angles)
+    keep = [i for i in range(x.shape[-1]) if i not in angles]
+    return torch.cat([x[..., keep], torch.cos(y[..., index]), torch.sin(y[..., index])], -1)
+
+
+def angle_chain_rule(g: torch.Tensor, y: torch.Tensor, scale: torch.Tensor,
+                     angles: tuple) -> torch.Tensor:
+    """The gradient with respect to the states ``y`` of a function of
+    ``embed_angles((y − loc)/scale, y, angles)``, from its gradient ``g`` with respect to those
+    inputs."""
+    if not angles:
+        return g / scale
+    index = list(angles)
+    keep = [i for i in range(y.shape[-1]) if i not in angles]
+    k, n = len(keep), len(index)
+    out = torch.zeros_like(y, dtype=g.dtype)
+    out[..., keep] = g[..., :k] / scale[keep]
+    ya = y[..., index]
+    out[..., index] = -g[..., k:k + n] * torch.sin(ya) + g[..., k + n:] * torch.cos(ya)
+    return out
+
+
 class NormalizedInput(nn.Module):
     """A network of normalised inputs ``(y − loc)/scale`` (per-coordinate buffers) whose
     output is multiplied by ``out``: the identity until :meth:`PhysicsModel.adapt` sets them.
+    Coordinates listed in ``angles`` enter as ``(cos y, sin y)`` instead (:func:`embed_angles`).
     """
 
-    def _register_normalization(self, width: int, out_shape=()) -> None:
+    def _register_normalization(self, width: int, out_shape=(), angles: tuple = ()) -> None:
         self.register_buffer("loc", torch.zeros(width))
         self.register_buffer("scale", torch.ones(width))
         self.register_buffer("out", torch.ones(out_shape))
+        self.angles = tuple(angles)
 
     def normalize(self, y: torch.Tensor) -> torch.Tensor:
         return (y - self.loc) / self.scale
+
+    def features(self, y: torch.Tensor) -> torch.Tensor:
+        """The network's inputs: :meth:`normalize`, with the angles as cosines and sines."""
+        return embed_angles(self.normalize(y), y, self.angles)
 
     def set_normalization(self, loc, scale, out) -> None:
         for name, value in (("loc", loc), ("scale", scale), ("out", out)):

@@ -16,7 +16,7 @@ import torch
 from torch import nn
 from torch.nn.functional import softplus
 
-from .._validation import check_int, check_state
+from .._validation import check_angles, check_int, check_state
 from ..systems.hamiltonian import canonical_names, gradient, symplectic_gradient
 from ..systems.lagrangian import velocity_names
 from .base import (
@@ -25,7 +25,9 @@ from .base import (
     NormalizedInput,
     PhysicsModel,
     ViscousDamping,
+    angle_chain_rule,
     check_architecture,
+    embed_angles,
     geometric_mean,
     mlp,
     mlp_input_gradient,
@@ -36,46 +38,55 @@ COORDINATES = ("canonical", "velocity")
 
 class SeparableEnergy(NormalizedInput):
     """``H(concat(q, p)) = out · (T(p̃) + V(q̃))`` with one network for each part, on
-    per-coordinate normalised inputs (so still separable)."""
+    per-coordinate normalised inputs (so still separable); angles enter ``V`` as cosines and
+    sines."""
 
-    def __init__(self, dof, hidden, layers, activation):
+    def __init__(self, dof, hidden, layers, activation, angles=()):
         super().__init__()
         self.dof = dof
         self.kinetic = mlp(dof, 1, hidden, layers, activation)
-        self.potential = mlp(dof, 1, hidden, layers, activation)
-        self._register_normalization(2 * dof)
+        self.potential = mlp(dof + len(angles), 1, hidden, layers, activation)
+        self._register_normalization(2 * dof, angles=angles)
+
+    def _parts(self, y):
+        x = self.normalize(y)
+        return (embed_angles(x[..., :self.dof], y[..., :self.dof], self.angles),
+                x[..., self.dof:])
 
     def forward(self, y):
-        x = self.normalize(y)
-        return self.out * (self.kinetic(x[..., self.dof:]) +
-                           self.potential(x[..., :self.dof]))[..., 0]
+        xq, xp = self._parts(y)
+        return self.out * (self.kinetic(xp) + self.potential(xq))[..., 0]
 
     def gradient(self, y):
         """``∇H = concat(∇V(q), ∇T(p))`` in closed form, or None (use autograd)."""
-        x = self.normalize(y)
-        dv = mlp_input_gradient(self.potential, x[..., :self.dof])
-        dt = mlp_input_gradient(self.kinetic, x[..., self.dof:])
+        xq, xp = self._parts(y)
+        dv = mlp_input_gradient(self.potential, xq)
+        dt = mlp_input_gradient(self.kinetic, xp)
         if dv is None or dt is None:
             return None
-        return torch.cat([dv, dt], -1) * (self.out / self.scale)
+        d = self.dof
+        return self.out * torch.cat([
+            angle_chain_rule(dv, y[..., :d], self.scale[:d], self.angles),
+            dt / self.scale[d:]], -1)
 
 
 class ScalarNet(NormalizedInput):
     """``out · N((y − loc)/scale)``: an MLP from states to one scalar per state, shape
-    ``(*batch,)``, on per-coordinate normalised inputs."""
+    ``(*batch,)``, on per-coordinate normalised inputs (angles as cosines and sines)."""
 
-    def __init__(self, n_in, hidden, layers, activation):
+    def __init__(self, n_in, hidden, layers, activation, angles=()):
         super().__init__()
-        self.net = mlp(n_in, 1, hidden, layers, activation)
-        self._register_normalization(n_in)
+        self.net = mlp(n_in + len(angles), 1, hidden, layers, activation)
+        self._register_normalization(n_in, angles=angles)
 
     def forward(self, y):
-        return self.out * self.net(self.normalize(y))[..., 0]
+        return self.out * self.net(self.features(y))[..., 0]
 
     def gradient(self, y):
         """``∇`` of the scalar in closed form, or None (use autograd)."""
-        g = mlp_input_gradient(self.net, self.normalize(y))
-        return None if g is None else g * (self.out / self.scale)
+        g = mlp_input_gradient(self.net, self.features(y))
+        return None if g is None else self.out * angle_chain_rule(g, y, self.scale,
+                                                                  self.angles)
 
 
 class HNN(PhysicsModel):
@@ -97,6 +108,10 @@ class HNN(PhysicsModel):
         The state the model takes and returns: ``concat(q, p)``, or the observed
         ``concat(q, q̇)`` with ``p = m q̇`` for a unit mass or, with ``learn_mass=True``, a
         learned diagonal mass.
+    angles : sequence of int
+        Positions ``q_i`` that are angles in radians: they enter the energy network as
+        ``(cos q_i, sin q_i)``, so ``H`` is periodic in them and unwrapped angles of any
+        size work; discovery then offers trigonometric terms of these coordinates.
 
     Attributes
     ----------
@@ -113,7 +128,8 @@ class HNN(PhysicsModel):
 
     def __init__(self, dof: int, hidden: int = 200, layers: int = 2, separable: bool = False,
                  dissipative: bool = False, activation: str = "tanh",
-                 coordinates: str = "canonical", learn_mass: bool = False):
+                 coordinates: str = "canonical", learn_mass: bool = False,
+                 angles: tuple = ()):
         super().__init__()
         check_int("dof", dof, minimum=1)
         check_architecture(hidden, layers)
@@ -123,10 +139,11 @@ class HNN(PhysicsModel):
         if learn_mass and coordinates != "velocity":
             raise ValueError("`learn_mass=True` needs coordinates='velocity' (a mass maps "
                              "observed velocities to momenta)")
+        self.angles = check_angles("angles", angles, dof, "positions q")
         self.config = {"dof": dof, "hidden": hidden, "layers": layers,
                        "separable": bool(separable), "dissipative": bool(dissipative),
                        "activation": activation, "coordinates": coordinates,
-                       "learn_mass": bool(learn_mass)}
+                       "learn_mass": bool(learn_mass), "angles": list(self.angles)}
         self.dof, self.dim = dof, 2 * dof
         self.coordinates = coordinates
         self.state_names = (canonical_names(dof) if coordinates == "canonical"
@@ -138,8 +155,9 @@ class HNN(PhysicsModel):
             if learn_mass else None
         self.separable, self.dissipative = bool(separable), bool(dissipative)
         self._register_state_range(2 * dof)
-        self.hamiltonian = (SeparableEnergy(dof, hidden, layers, activation) if separable
-                            else ScalarNet(2 * dof, hidden, layers, activation))
+        self.hamiltonian = (SeparableEnergy(dof, hidden, layers, activation, self.angles)
+                            if separable
+                            else ScalarNet(2 * dof, hidden, layers, activation, self.angles))
         self.friction = ViscousDamping(dof) if self.dissipative else None
 
     def _adapt(self, scales: DataScales) -> None:

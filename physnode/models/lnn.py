@@ -15,7 +15,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .._validation import check_int, check_state
+from .._validation import check_angles, check_int, check_state
 from ..systems.hamiltonian import gradient
 from ..systems.lagrangian import euler_lagrange_acceleration, velocity_names
 from .base import (
@@ -24,6 +24,7 @@ from .base import (
     PhysicsModel,
     ViscousDamping,
     check_architecture,
+    embed_angles,
     geometric_mean,
     mlp,
 )
@@ -33,17 +34,18 @@ class LearnedLagrangian(NormalizedInput):
     """``L(concat(q, q̇)) = ½|ṽ|² + out · N(q̃, ṽ)`` on normalised coordinates, zero-initialised
     last layer."""
 
-    def __init__(self, dof, hidden, layers, activation):
+    def __init__(self, dof, hidden, layers, activation, angles=()):
         super().__init__()
         self.dof = dof
-        self.net = mlp(2 * dof, 1, hidden, layers, activation)
+        self.net = mlp(2 * dof + len(angles), 1, hidden, layers, activation)
         nn.init.zeros_(self.net[-1].weight)
         nn.init.zeros_(self.net[-1].bias)
-        self._register_normalization(2 * dof)
+        self._register_normalization(2 * dof, angles=angles)
 
     def forward(self, y):
         x = self.normalize(y)
-        return 0.5 * (x[..., self.dof:] ** 2).sum(-1) + self.out * self.net(x)[..., 0]
+        return (0.5 * (x[..., self.dof:] ** 2).sum(-1)
+                + self.out * self.net(embed_angles(x, y, self.angles))[..., 0])
 
 
 class LNN(PhysicsModel):
@@ -61,6 +63,9 @@ class LNN(PhysicsModel):
     activation : str
         ``"softplus"`` by default: twice differentiable with non-vanishing second derivative,
         which the Euler–Lagrange Hessian needs.
+    angles : sequence of int
+        Positions ``q_i`` that are angles in radians: they enter the network as
+        ``(cos q_i, sin q_i)`` (``L`` periodic in them, unwrapped angles of any size work).
 
     Examples
     --------
@@ -73,17 +78,19 @@ class LNN(PhysicsModel):
     default_integrator = "dopri5"
 
     def __init__(self, dof: int, hidden: int = 200, layers: int = 2, dissipative: bool = False,
-                 activation: str = "softplus"):
+                 activation: str = "softplus", angles: tuple = ()):
         super().__init__()
         check_int("dof", dof, minimum=1)
         check_architecture(hidden, layers)
+        self.angles = check_angles("angles", angles, dof, "positions q")
         self.config = {"dof": dof, "hidden": hidden, "layers": layers,
-                       "dissipative": bool(dissipative), "activation": activation}
+                       "dissipative": bool(dissipative), "activation": activation,
+                       "angles": list(self.angles)}
         self.dof, self.dim = dof, 2 * dof
         self.state_names = velocity_names(dof)
         self.dissipative = bool(dissipative)
         self._register_state_range(2 * dof)
-        self.lagrangian = LearnedLagrangian(dof, hidden, layers, activation)
+        self.lagrangian = LearnedLagrangian(dof, hidden, layers, activation, self.angles)
         self.friction = ViscousDamping(dof) if self.dissipative else None
 
     def _adapt(self, scales: DataScales) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import torch
 
-from .._validation import check_int, check_state
+from .._validation import check_angles, check_int, check_state
 from ..systems.base import sample_times
 from .base import DataScales, NormalizedInput, PhysicsModel, check_architecture, mlp
 
@@ -14,13 +14,13 @@ class VectorField(NormalizedInput):
     """``out ⊙ N((x − loc)/scale)``: an MLP on normalised inputs, outputs in the data's
     rates."""
 
-    def __init__(self, n_in, n_out, hidden, layers, activation):
+    def __init__(self, n_in, n_out, hidden, layers, activation, angles=()):
         super().__init__()
-        self.net = mlp(n_in, n_out, hidden, layers, activation)
-        self._register_normalization(n_in, (n_out,))
+        self.net = mlp(n_in + len(angles), n_out, hidden, layers, activation)
+        self._register_normalization(n_in, (n_out,), angles)
 
     def forward(self, x):
-        return self.out * self.net(self.normalize(x))
+        return self.out * self.net(self.features(x))
 
 
 class NeuralODE(PhysicsModel):
@@ -40,6 +40,9 @@ class NeuralODE(PhysicsModel):
         ``dim + augment``; :meth:`augment_state` pads observed states with zeros.
     activation : str
         ``"tanh"`` (default), ``"softplus"``, ``"silu"`` or ``"gelu"``.
+    angles : sequence of int
+        Observed coordinates that are angles in radians: they enter the network as
+        ``(cos, sin)`` (the field is periodic in them; unwrapped angles of any size work).
 
     Notes
     -----
@@ -57,14 +60,16 @@ class NeuralODE(PhysicsModel):
     default_integrator = "dopri5"
 
     def __init__(self, dim: int, hidden: int = 200, layers: int = 2,
-                 time_dependent: bool = False, augment: int = 0, activation: str = "tanh"):
+                 time_dependent: bool = False, augment: int = 0, activation: str = "tanh",
+                 angles: tuple = ()):
         super().__init__()
         check_int("dim", dim, minimum=1)
         check_architecture(hidden, layers)
         check_int("augment", augment, minimum=0)
+        self.angles = check_angles("angles", angles, dim, "observed states")
         self.config = {"dim": dim, "hidden": hidden, "layers": layers,
                        "time_dependent": bool(time_dependent), "augment": augment,
-                       "activation": activation}
+                       "activation": activation, "angles": list(self.angles)}
         self.observed_dim = dim
         self.dim = dim + augment
         self.state_names = tuple(f"y{i + 1}" for i in range(dim)) + tuple(
@@ -72,7 +77,7 @@ class NeuralODE(PhysicsModel):
         self.time_dependent = bool(time_dependent)
         self._register_state_range(dim)
         self.field = VectorField(self.dim + self.time_dependent, self.dim, hidden, layers,
-                                 activation)
+                                 activation, self.angles)
 
     def _adapt(self, scales: DataScales) -> None:
         """Inputs normalised per coordinate (time by the spread of the sample times); outputs

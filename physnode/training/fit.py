@@ -152,7 +152,8 @@ def fit(model, data: Trajectories, *, loss="auto", epochs: int | None = None,
         model.record_training_states(torch.cat(states).to(model.state_range))
     if hasattr(model, "adapt"):
         model.adapt(DataScales(torch.cat(states), torch.cat(rates),
-                               torch.cat([tr.t for tr in train_data])))
+                               torch.cat([tr.t for tr in train_data]),
+                               angles=getattr(model, "angles", ())))
     model.to(**place)
 
     shuffle = torch.Generator().manual_seed(seed)

@@ -180,6 +180,14 @@ def test_singular_learned_lagrangian_raises():
     (lambda: pn.models.HNN(dof=1, hidden=8)(0.0, torch.zeros(4, 3)), ValueError,
      r"^`y` must have last dimension 2 for HNN \(q, p\); got shape \(4, 3\)$"),
     (lambda: pn.models.NeuralODE(dim=2.0), TypeError, r"^`dim` must be an integer; got float$"),
+    (lambda: pn.models.HNN(dof=1, angles=(1,)), ValueError,
+     r"^`angles` entries must be indices of positions q, 0\.\.0; got 1$"),
+    (lambda: pn.models.LNN(dof=2, angles=(0, 0)), ValueError,
+     r"^`angles` must not repeat an index; got \(0, 0\)$"),
+    (lambda: pn.models.NeuralODE(dim=2, angles=0), TypeError,
+     r"^`angles` must be a sequence of indices of observed states; got 0$"),
+    (lambda: pn.models.HNN(dof=2, angles=("q1",)), ValueError,
+     r"^`angles` entries must be indices of positions q, 0\.\.1; got 'q1'$"),
 ])
 def test_bad_model_input_is_pinned(make, exc, message):
     with pytest.raises(exc, match=message):
@@ -234,3 +242,29 @@ def test_hnn_in_velocity_coordinates_with_a_mass_is_the_same_motion():
 def test_bad_hnn_coordinates_are_named(kwargs, message):
     with pytest.raises(ValueError, match=message):
         pn.models.HNN(dof=1, **kwargs)
+
+
+@pytest.mark.parametrize("make", [
+    lambda: pn.models.HNN(dof=2, angles=(0, 1)),
+    lambda: pn.models.HNN(dof=2, angles=(1,), separable=True),
+    lambda: pn.models.HNN(dof=2, angles=(0,), dissipative=True, coordinates="velocity"),
+    lambda: pn.models.LNN(dof=2, angles=(0,)),
+    lambda: pn.models.NeuralODE(dim=4, angles=(0, 1), time_dependent=True),
+], ids=["HNN", "separable HNN", "dissipative HNN (velocity)", "LNN", "NeuralODE"])
+def test_models_are_periodic_in_their_angles_with_closed_form_gradients(make):
+    torch.manual_seed(0)
+    model = make().double()
+    for p in model.parameters():
+        nn.init.normal_(p, std=0.3)
+    y = torch.randn(6, 4, dtype=torch.float64)
+    turns = torch.zeros(4, dtype=torch.float64)
+    turns[list(model.angles)] = 2 * math.pi * torch.tensor([7.0, -40.0],
+                                                           dtype=torch.float64)[:len(model.angles)]
+    torch.testing.assert_close(model(0.3, y + turns), model(0.3, y), rtol=1e-9, atol=1e-9)
+    energy = getattr(model, "hamiltonian", None)
+    if energy is not None:                  # the closed-form ∇H through cos and sin
+        energy.set_normalization(torch.tensor([0.1, 0.2, 0.3, 0.4]),
+                                 torch.tensor([1.5, 0.7, 2.0, 0.5]), 3.0)
+        x = y.clone().requires_grad_()
+        (auto,) = torch.autograd.grad(energy(x).sum(), x)
+        torch.testing.assert_close(energy.gradient(y), auto)
