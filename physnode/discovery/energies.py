@@ -68,7 +68,9 @@ def _scalar_expression(model, attribute, library, data, box, degree, harmonics, 
          else sample_states(model, names, box, n_samples, seed, place["dtype"])).to(**place)
     with torch.no_grad():
         values = scalar(y).detach().cpu().double().numpy()
-    lib = Sindy(library=library, degree=degree, harmonics=harmonics).terms(symbols)
+    angles = next((a for a in (getattr(data, "angles", None),
+                               getattr(model, "angles", None) or None) if a is not None), None)
+    lib = Sindy(library=library, degree=degree, harmonics=harmonics).terms(symbols, angles)
     lib = type(lib)(symbols, (sympy.Integer(1),) + lib.terms)
     held_out = np.random.default_rng(seed).random(len(values)) < 0.25
     states = y.detach().cpu().double().numpy()

@@ -73,19 +73,33 @@ class Library:
         return cls(tuple(symbols), tuple(terms))
 
     @classmethod
+    def angles(cls, symbols: Sequence[sympy.Symbol], harmonics: int = 1) -> Library:
+        """:meth:`trig` of each angle and of each difference of two, ``sin(k (a − b))`` and
+        ``cos(k (a − b))`` (the coupling of jointed pendula)."""
+        check_int("harmonics", harmonics, minimum=1)
+        pairs = [a - b for a, b in itertools.combinations(symbols, 2)]
+        terms = [f(k * s) for s in [*symbols, *pairs] for k in range(1, harmonics + 1)
+                 for f in (sympy.sin, sympy.cos)]
+        return cls(tuple(symbols), tuple(terms))
+
+    @classmethod
     def from_spec(cls, spec: str, symbols: Sequence[sympy.Symbol], degree: int = 3,
                   harmonics: int = 1, periodic: Sequence[sympy.Symbol] | None = None
                   ) -> Library:
         """Build from a string: parts ``poly`` and ``trig`` joined by ``+`` (union) or ``*``
-        (union plus products), e.g. ``"poly+trig"`` or ``"poly*trig"``. ``trig`` is of the
-        ``periodic`` symbols (the angles) when given, else of every symbol."""
+        (union plus products), e.g. ``"poly+trig"`` or ``"poly*trig"``. ``trig`` is
+        :meth:`angles` of the ``periodic`` symbols (the angles and their differences) when
+        they are given, else :meth:`trig` of every symbol."""
         if not isinstance(spec, str):
             raise TypeError(f"`library` must be a string like 'poly+trig' or a Library; "
                             f"got {type(spec).__name__}")
-        periodic = symbols if periodic is None else periodic
-        parts = {"poly": lambda: cls.polynomial(symbols, degree),
-                 # no angles: no trigonometric part (None), rather than an empty library
-                 "trig": lambda: cls.trig(periodic, harmonics) if periodic else None}
+        if periodic is None:                    # not known which: every coordinate
+            def trig():
+                return cls.trig(symbols, harmonics)
+        else:                                   # no angles: no part, not an empty library
+            def trig():
+                return cls.angles(periodic, harmonics) if periodic else None
+        parts = {"poly": lambda: cls.polynomial(symbols, degree), "trig": trig}
         result = None
         for factor_spec in spec.replace(" ", "").split("+"):
             names = factor_spec.split("*")

@@ -229,7 +229,8 @@ def test_trigonometric_terms_are_of_the_declared_angles_only():
     q1, q2, p1, p2 = symbols = sympy.symbols("q1 q2 p1 p2", real=True)
     trig = {t for t in Sindy().terms(symbols, angles=(0, 1)).terms
             if t.has(sympy.sin, sympy.cos)}
-    assert trig == {sympy.sin(q1), sympy.cos(q1), sympy.sin(q2), sympy.cos(q2)}
+    assert trig == {sympy.sin(q1), sympy.cos(q1), sympy.sin(q2), sympy.cos(q2),
+                    sympy.sin(q1 - q2), sympy.cos(q1 - q2)}
     assert not any(t.has(sympy.sin) for t in Sindy().terms(symbols, angles=()).terms)
     assert len([t for t in Sindy().terms(symbols).terms if t.has(sympy.sin)]) == 4  # unknown
     with pytest.raises(ValueError, match=r"^`library` 'trig' has no terms: none of the states "
@@ -249,3 +250,26 @@ def test_a_spring_in_pixels_is_not_explained_by_sines_of_its_positions():
     truth = {"q": 250.0 * p + 750.0, "p": -0.008 * q + 0.96}
     report = found.compare(truth)
     assert report["exact_support"] and report["max_relative_coefficient_error"] < 0.01
+
+
+def test_a_double_pendulum_lagrangian_is_recovered_with_the_angle_difference():
+    m1, m2, l1, l2, g = 1.3, 0.7, 1.1, 0.8, 9.81
+
+    def lagrangian(y):
+        q1, q2, v1, v2 = y.unbind(-1)
+        return (0.5 * (m1 + m2) * l1 ** 2 * v1 ** 2 + 0.5 * m2 * l2 ** 2 * v2 ** 2
+                + m2 * l1 * l2 * v1 * v2 * torch.cos(q1 - q2)
+                + (m1 + m2) * g * l1 * torch.cos(q1) + m2 * g * l2 * torch.cos(q2))
+
+    system = pn.systems.LagrangianSystem(lagrangian, dof=2)
+    system.lagrangian, system.angles = lagrangian, (0, 1)     # what an LNN(angles=...) has
+    found = pn.discovery.lagrangian(system, library="poly*trig", degree=2,
+                                    box={n: (-2.0, 2.0) for n in system.state_names})
+    q1, q2, v1, v2 = sympy.symbols("q1 q2 qdot1 qdot2", real=True)
+    truth = (0.5 * (m1 + m2) * l1 ** 2 * v1 ** 2 + 0.5 * m2 * l2 ** 2 * v2 ** 2
+             + m2 * l1 * l2 * v1 * v2 * sympy.cos(q1 - q2)
+             + (m1 + m2) * g * l1 * sympy.cos(q1) + m2 * g * l2 * sympy.cos(q2))
+    found_terms, true_terms = (sympy.expand(e).as_coefficients_dict() for e in (found, truth))
+    assert set(found_terms) == set(true_terms), found
+    for term, value in true_terms.items():
+        assert abs(float(found_terms[term]) - float(value)) < 1e-6 * abs(float(value))
