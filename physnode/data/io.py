@@ -68,7 +68,7 @@ def save(data: Trajectories, path) -> Path:
     return path
 
 
-def load(path, columns=None) -> Trajectories:
+def load(path, columns=None, *, angles=None) -> Trajectories:
     r"""Read trajectories from a file: physnode's own CSV or NPZ, or a plain text table.
 
     physnode's files (written by :func:`save`, or by hand in the same layout) read as they
@@ -95,6 +95,9 @@ def load(path, columns=None) -> Trajectories:
         trajectory); ``"d<state>/dt"`` is the derivative column of state ``<state>`` (give one
         for every state or for none); every other name is a state, in mapping order. A column
         may serve two names (a velocity is a state and the derivative of a position).
+    angles : sequence of str or int, optional
+        The states that are angles in radians (names or indices): see
+        :class:`~physnode.data.Trajectories`. Default: not known.
 
     Returns
     -------
@@ -148,13 +151,18 @@ def load(path, columns=None) -> Trajectories:
             raise ValueError(f"{path}: `columns` names the columns of a text table; an .npz file "
                              f"holds the named arrays 'trajectory', 't', 'y', 'state_names' and "
                              f"reads without it; got columns={columns!r}")
-        return _from_long_table(path, *_read_npz(path))
+        return _declare(_from_long_table(path, *_read_npz(path)), angles)
     if fmt == "csv" and columns is None and _starts_with_header_row(path):
-        return _from_long_table(path, *_read_csv(path))
-    return _read_text(path, columns)
+        return _declare(_from_long_table(path, *_read_csv(path)), angles)
+    return _declare(_read_text(path, columns), angles)
 
 
-def from_arrays(t, y, names=None, trajectory=None, dy=None) -> Trajectories:
+def _declare(data: Trajectories, angles) -> Trajectories:
+    """``data`` with its angle coordinates declared (``None``: left unknown)."""
+    return data if angles is None else Trajectories(data, data.state_names, angles=angles)
+
+
+def from_arrays(t, y, names=None, trajectory=None, dy=None, *, angles=None) -> Trajectories:
     """Trajectories from arrays of a long table, one row per sample.
 
     Parameters
@@ -170,6 +178,9 @@ def from_arrays(t, y, names=None, trajectory=None, dy=None) -> Trajectories:
         trajectory, and an id may not come back after another. Default: one trajectory.
     dy : array_like or torch.Tensor, shape of ``y``, optional
         Known time derivatives of the states.
+    angles : sequence of str or int, optional
+        The states that are angles in radians (names or indices): see
+        :class:`~physnode.data.Trajectories`. Default: not known.
 
     Returns
     -------
@@ -222,10 +233,12 @@ def from_arrays(t, y, names=None, trajectory=None, dy=None) -> Trajectories:
         if ids.shape != (n,):
             raise ValueError(f"`trajectory` must have shape (n,) with n = len(t) = {n}; "
                              f"got shape {ids.shape}")
-    return _from_long_table("from_arrays", ids, t, y, dy, names, row=_index_row)
+    return _declare(_from_long_table("from_arrays", ids, t, y, dy, names, row=_index_row),
+                    angles)
 
 
-def from_dataframe(df, t="t", state=None, trajectory=None, derivatives=None) -> Trajectories:
+def from_dataframe(df, t="t", state=None, trajectory=None, derivatives=None, *,
+                   angles=None) -> Trajectories:
     """Trajectories from a pandas DataFrame in long form, one row per sample.
 
     Parameters
@@ -243,6 +256,9 @@ def from_dataframe(df, t="t", state=None, trajectory=None, derivatives=None) -> 
     derivatives : mapping of state to column label, or list parallel to ``state``, optional
         Columns holding the time derivative of each state. Default: the columns named
         ``d<state>/dt`` (physnode's CSV layout) when there are any; then every state needs one.
+    angles : sequence of str or int, optional
+        The states that are angles in radians (names or indices): see
+        :class:`~physnode.data.Trajectories`. Default: not known.
 
     Returns
     -------
@@ -336,10 +352,11 @@ def from_dataframe(df, t="t", state=None, trajectory=None, derivatives=None) -> 
         label = index[i]
         return f"index {label.item() if isinstance(label, np.generic) else label!r}"
 
-    return _from_long_table(
+    return _declare(_from_long_table(
         "from_dataframe", ids, values([t])[:, 0], values(state),
         None if derivatives is None else values(derivatives), names,
-        labels=[str(trajectory), str(t), *names, *map(str, derivatives or [])], row=row)
+        labels=[str(trajectory), str(t), *names, *map(str, derivatives or [])], row=row),
+        angles)
 
 
 def _format(path: Path, reading: bool = False) -> str:

@@ -485,3 +485,16 @@ def test_real_acceleration_fit_matches_the_readme():
     coefficients = np.linalg.lstsq(design, tr.dy[:, 1].numpy(), rcond=None)[0]
     assert abs(coefficients[0] - -6.03) < 0.01
     assert abs(coefficients[1] - -0.012) < 0.001 and abs(coefficients[2] - -0.14) < 0.01
+
+
+def test_angles_can_be_declared_when_reading(tmp_path):
+    path = tmp_path / "pendulum.txt"
+    path.write_text("% t theta omega\n0 0.1 0\n0.1 0.2 1\n0.2 0.3 1\n")
+    data = load(path, columns={"t": 0, "theta": 1, "omega": 2}, angles=("theta",))
+    assert data.angles == (0,)
+    assert load(path, columns={"t": 0, "theta": 1, "omega": 2}).angles is None
+    arrays = pn.data.from_arrays([0.0, 0.1, 0.2], [[0.1, 0], [0.2, 1], [0.3, 1]], angles=(0,))
+    assert arrays.angles == (0,)
+    with pytest.raises(ValueError, match=r"^`angles` entries must be state names "
+                                         r"\('theta', 'omega'\) or indices 0\.\.1; got 'x'$"):
+        load(path, columns={"t": 0, "theta": 1, "omega": 2}, angles=("x",))
