@@ -51,16 +51,20 @@ def _fit(args) -> None:
         raise ValueError(f"unknown model {args.model!r}; choose one of "
                          f"{', '.join(MODEL_CHOICES)}")
     data = pndata.load(args.data)
+    # The models' own defaults unless given: the command line is not a second recipe.
+    options = {k: v for k, v in (("hidden", args.hidden), ("layers", args.layers))
+               if v is not None}
+    if args.angles:
+        options["angles"] = tuple(args.angles)
     if args.model == "node":
-        model = NeuralODE(dim=data.dim, hidden=args.hidden, layers=args.layers)
+        model = NeuralODE(dim=data.dim, **options)
     else:
         if data.dim % 2:
             raise ValueError(f"{args.data}: an {args.model.upper()} needs an even number of "
                              f"state columns (q and p, or q and qdot); got {data.dim} "
                              f"{data.state_names}")
         kind = HNN if args.model == "hnn" else LNN
-        model = kind(dof=data.dim // 2, hidden=args.hidden, layers=args.layers,
-                     dissipative=args.dissipative)
+        model = kind(dof=data.dim // 2, dissipative=args.dissipative, **options)
     dtype = {"float32": torch.float32, "float64": torch.float64}[args.dtype]
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -158,8 +162,12 @@ def build_parser() -> argparse.ArgumentParser:
                           "stop on convergence)")
     fit.add_argument("--lr", type=float, default=None,
                      help="learning rate of every stage (default: each stage's own)")
-    fit.add_argument("--hidden", type=int, default=64)
-    fit.add_argument("--layers", type=int, default=2)
+    fit.add_argument("--hidden", type=int, default=None,
+                     help="hidden width (default: the model's, 200)")
+    fit.add_argument("--layers", type=int, default=None,
+                     help="hidden layers (default: the model's, 2)")
+    fit.add_argument("--angles", type=int, nargs="*", default=[],
+                     help="indices of the positions (or states, for node) that are angles")
     fit.add_argument("--loss", default="auto",
                      help="auto (derivative matching, then rollouts), derivative or rollout")
     fit.add_argument("--dissipative", action="store_true", help="learn a damping (hnn, lnn)")

@@ -56,6 +56,8 @@ def test_fit_discover_compare_round_trip(tmp_path):
     (["discover", "nowhere", "--out", "e.json"], "no run directory at 'nowhere'"),
     (["compare", "nowhere", "--out", "r"], "no run directory at 'nowhere'"),
     (["fit", "BAD", "--model", "hnn", "--out", "run"], "column"),
+    (["fit", "DATA", "--model", "hnn", "--out", "run", "--angles", "1"],
+     "`angles` entries must be indices of positions q, 0..0; got 1"),
 ])
 def test_bad_input_exits_with_one_line_and_no_traceback(tmp_path, args, message):
     pn.data.simulate(pn.systems.MassSpring(), n_trajectories=2, n_points=5).save(
