@@ -357,16 +357,24 @@ def check_odeint_options(options, method_name: str, adaptive: bool) -> dict:
     return options
 
 
-def check_angles(name: str, value, limit: int, what: str) -> tuple[int, ...]:
-    """Distinct indices in ``range(limit)`` of the coordinates that are angles, sorted."""
+def check_angles(name: str, value, limit: int, what: str = "states",
+                 names: Sequence[str] | None = None) -> tuple[int, ...]:
+    """Distinct indices in ``range(limit)`` of the coordinates that are angles, sorted; with
+    ``names``, entries may also be those names."""
+    if names is None:
+        kind, allowed = f"indices of {what}", f"indices of {what}, 0..{limit - 1}"
+    else:
+        kind, allowed = "state indices or names", f"state names {names} or indices 0..{limit - 1}"
     if isinstance(value, (str, int)) or not isinstance(value, Sequence):
-        raise TypeError(f"`{name}` must be a sequence of indices of {what}; got {value!r}")
+        raise TypeError(f"`{name}` must be a sequence of {kind}; got {value!r}")
     out = []
     for a in value:
-        if isinstance(a, bool) or not isinstance(a, int) or not 0 <= a < limit:
-            raise ValueError(f"`{name}` entries must be indices of {what}, 0..{limit - 1}; "
-                             f"got {a!r}")
-        out.append(a)
+        if names is not None and isinstance(a, str) and a in names:
+            out.append(list(names).index(a))
+        elif isinstance(a, int) and not isinstance(a, bool) and 0 <= a < limit:
+            out.append(a)
+        else:
+            raise ValueError(f"`{name}` entries must be {allowed}; got {a!r}")
     if len(set(out)) != len(out):
         raise ValueError(f"`{name}` must not repeat an index; got {tuple(value)!r}")
     return tuple(sorted(out))

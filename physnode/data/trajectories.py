@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .._validation import check_names, check_tensor
+from .._validation import check_angles, check_names, check_tensor
 
 
 @dataclass(frozen=True)
@@ -53,7 +53,7 @@ class Trajectories(Sequence):
         One distinct name per state coordinate. Default: ``("x0", "x1", ...)``, as many as the
         trajectories have states (none when there are no trajectories).
     angles : sequence of int or str, optional
-        The coordinates that are angles in radians (indices or names). ``None`` (default)
+        The distinct coordinates that are angles in radians (indices or names). ``None`` (default)
         means not known; ``()`` means none is. Discovery offers trigonometric terms of the
         angles only, or of every coordinate when this is not known.
 
@@ -89,22 +89,8 @@ class Trajectories(Sequence):
             if tr.y.shape[1] != len(self.state_names):
                 raise ValueError(f"`trajectories[{i}]` has {tr.y.shape[1]} states but "
                                  f"`state_names` has {len(self.state_names)}: {self.state_names}")
-        self.angles = None if angles is None else self._indices(angles)
-
-    def _indices(self, angles) -> tuple[int, ...]:
-        if isinstance(angles, (str, int)) or not isinstance(angles, Sequence):
-            raise TypeError(f"`angles` must be a sequence of state indices or names; "
-                            f"got {angles!r}")
-        out = []
-        for a in angles:
-            if isinstance(a, str) and a in self.state_names:
-                out.append(self.state_names.index(a))
-            elif isinstance(a, int) and not isinstance(a, bool) and 0 <= a < self.dim:
-                out.append(a)
-            else:
-                raise ValueError(f"`angles` entries must be state names {self.state_names} "
-                                 f"or indices 0..{self.dim - 1}; got {a!r}")
-        return tuple(sorted(set(out)))
+        self.angles = (None if angles is None
+                       else check_angles("angles", angles, self.dim, names=self.state_names))
 
     def with_trajectories(self, trajectories: Sequence[Trajectory]) -> Trajectories:
         """Other trajectories with these state names and angles."""
