@@ -10,6 +10,7 @@ import torch
 from ..data import Trajectories
 from ..training.derivatives import estimate_derivatives
 from .equations import Equations
+from .library import declared_angles
 from .methods import METHODS, DiscoveryMethod, Sindy, SymbolicRegression
 from .quality import fit_quality, warn_if_untrusted
 from .regenerate import regenerate
@@ -79,10 +80,8 @@ def discover(source, method: str | DiscoveryMethod = "sindy", library=None, *,
     targets = range(dof, len(symbols)) if second_order else range(len(symbols))
     equations = {s: symbols[i + dof] for i, s in enumerate(symbols[:dof])} if second_order \
         else {}
-    # the data's declaration, else the model's (a model without angles declares nothing)
-    angles = next((a for a in (clean.angles, getattr(data, "angles", None),
-                               getattr(source, "angles", None) or None) if a is not None), None)
-    found = method.regress(y, dy, symbols, targets, held_out, seed, angles=angles)
+    found = method.regress(y, dy, symbols, targets, held_out, seed,
+                           angles=declared_angles(clean, source))
     for i in targets:
         equations[symbols[i]] = found[i].expression
     return Equations(

@@ -8,6 +8,7 @@ import torch
 
 from ..data import Trajectories
 from ..models.base import parameter_placement
+from .library import declared_angles
 from .methods import Sindy, assemble
 from .regenerate import sample_states
 from .sindy import sparse_regression
@@ -68,9 +69,8 @@ def _scalar_expression(model, attribute, library, data, box, degree, harmonics, 
          else sample_states(model, names, box, n_samples, seed, place["dtype"])).to(**place)
     with torch.no_grad():
         values = scalar(y).detach().cpu().double().numpy()
-    angles = next((a for a in (getattr(data, "angles", None),
-                               getattr(model, "angles", None) or None) if a is not None), None)
-    lib = Sindy(library=library, degree=degree, harmonics=harmonics).terms(symbols, angles)
+    lib = Sindy(library=library, degree=degree, harmonics=harmonics).terms(
+        symbols, declared_angles(data, model))
     lib = type(lib)(symbols, (sympy.Integer(1),) + lib.terms)
     held_out = np.random.default_rng(seed).random(len(values)) < 0.25
     states = y.detach().cpu().double().numpy()

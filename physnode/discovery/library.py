@@ -155,3 +155,12 @@ def _degree(term: sympy.Expr) -> int:
         base, exponent = factor.as_base_exp()
         degree += int(exponent) if exponent.is_Integer and exponent > 0 else 1
     return degree
+
+
+def declared_angles(data=None, model=None) -> tuple[int, ...] | None:
+    """The angle coordinates ``data`` declares (``Trajectories.angles``), else those ``model``
+    was built with (a model without angles declares nothing); ``None`` when neither says."""
+    for angles in (getattr(data, "angles", None), getattr(model, "angles", None) or None):
+        if angles is not None:
+            return angles
+    return None

@@ -10,6 +10,7 @@ from .._validation import check_int
 from ..data import Trajectories, Trajectory
 from ..models.base import parameter_placement
 from ..training.losses import explicit_integrator
+from .library import declared_angles
 
 
 def regenerate(model, data: Trajectories | None = None, *, n_points: int | None = None,
@@ -62,7 +63,7 @@ def regenerate(model, data: Trajectories | None = None, *, n_points: int | None 
         return data.with_trajectories([Trajectory(*parts) for parts in
                                        _rollouts(model, data, n_points, method, substeps, place)])
     return Trajectories(_state_samples(model, names, box, n_samples, seed, place), names,
-                        angles=getattr(model, "angles", None) or None)
+                        angles=declared_angles(model=model))
 
 
 def _rollouts(model, data, n_points, method, substeps, place):
