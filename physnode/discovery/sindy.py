@@ -2,12 +2,14 @@
 
 Each equation is solved on its own, on standardised columns, so one threshold means "a term
 contributing less than this fraction of the derivative's RMS". The candidate supports are
-those of a sweep of STLSQ thresholds plus greedy forward and backward paths; each is scored on
-held-out samples, and the chosen support is the sparsest whose
-held-out error is at most ``tolerance`` times the best plus ``floor`` (1% of the derivative's
-RMS): an extra term must *clearly* improve the prediction to be kept. The floor matters for
-learned models: their small systematic errors can be fitted by cancelling combinations of
-near-collinear terms (q, q³, sin q), which the held-out score alone would reward.
+those of a sweep of STLSQ thresholds, greedy forward and backward paths, and every support of
+up to three terms; each is scored on held-out samples (from moment matrices, the competitors
+for the choice again from the samples), and the chosen support is the sparsest, then least
+complex, whose held-out error is at most ``tolerance`` times the best plus ``floor`` (1% of
+the derivative's RMS): an extra term must *clearly* improve the prediction to be kept. The
+floor matters for learned models: their small systematic errors can be fitted by cancelling
+combinations of near-collinear terms (q, q³, sin q), which the held-out score alone would
+reward.
 """
 
 from __future__ import annotations
@@ -104,11 +106,11 @@ class _Scorer:
     and held-out moment matrices: the cost per support does not grow with the samples."""
 
     def __init__(self, x, y, train, held_out):
-        self.x, self.y, self.train, self.held_out = x, y, train, held_out
-        self.gram, self.moment = x[train].T @ x[train], x[train].T @ y[train]
-        self.hgram, self.hmoment = x[held_out].T @ x[held_out], x[held_out].T @ y[held_out]
-        self.hnorm = float(y[held_out] @ y[held_out])
-        self.n = max(int(np.count_nonzero(held_out)), 1)
+        self.xt, self.yt, self.xh, self.yh = x[train], y[train], x[held_out], y[held_out]
+        self.gram, self.moment = self.xt.T @ self.xt, self.xt.T @ self.yt
+        self.hgram, self.hmoment = self.xh.T @ self.xh, self.xh.T @ self.yh
+        self.hnorm = float(self.yh @ self.yh)
+        self.n = max(len(self.yh), 1)
 
     def __call__(self, support) -> float:
         return float(self.batch(np.asarray([sorted(support)]))[0])
@@ -116,9 +118,8 @@ class _Scorer:
     def exact(self, support) -> float:
         """The same error by least squares on the samples themselves."""
         columns = list(support)
-        xi = np.linalg.lstsq(self.x[self.train][:, columns], self.y[self.train], rcond=None)[0]
-        residual = self.x[self.held_out][:, columns] @ xi - self.y[self.held_out]
-        return float(np.sqrt(np.mean(residual ** 2)))
+        xi = np.linalg.lstsq(self.xt[:, columns], self.yt, rcond=None)[0]
+        return float(np.sqrt(np.mean((self.xh[:, columns] @ xi - self.yh) ** 2)))
 
     def batch(self, supports: np.ndarray) -> np.ndarray:
         """Errors of ``S`` supports of ``m`` terms each, given as an ``(S, m)`` index array."""
