@@ -11,7 +11,7 @@ import torch
 
 from ..data import Trajectories
 from ..models.base import parameter_placement
-from ..training.derivatives import local_polynomial
+from ..training.derivatives import smooth
 from ..training.losses import RolloutLoss
 
 #: Noise below this fraction of a coordinate's spread counts as this much: errors that small
@@ -33,9 +33,9 @@ class FitQuality:
         samples before it (back-to-back windows of the observations, the model's own
         rollouts in between).
     noise : float
-        The observations' noise, estimated as the residual of a local quartic fit through
-        17 neighbouring samples (corrected for the fit's degrees of freedom), in the same
-        units.
+        The observations' noise, estimated as the residual of local quartic fits (window
+        chosen by cross-validation, corrected for the fit's degrees of freedom), in the
+        same units.
     ratio : float
         ``rollout_error / max(noise, 0.005)``: about 1 for a model as good as the data
         allows; the noise level is floored at 0.5% of the spread, below which errors do not
@@ -65,14 +65,15 @@ class FitQuality:
 
 
 def noise_level(data: Trajectories) -> torch.Tensor:
-    """Per-coordinate noise standard deviation of the observations: the RMS residual of
-    :func:`physnode.training.derivatives.local_polynomial` (17 neighbours, degree 4),
-    divided by ``√(1 − 5/17)`` for the fit's own degrees of freedom; ``(dim,)``, float64."""
-    residuals = [tr.y.double() - local_polynomial(tr.t.double(), tr.y.double())[0]
-                 for tr in data if len(tr) >= 17]
-    if not residuals:
+    """Per-coordinate noise standard deviation of the observations, from the local polynomial
+    smoothing of each trajectory (:func:`physnode.training.derivatives.smooth`: residuals
+    over the residual degrees of freedom), pooled over trajectories of at least 7 samples;
+    ``(dim,)``, float64 (NaN when none is that long)."""
+    fits = [(len(tr), smooth(tr.t.double(), tr.y.double()).noise) for tr in data
+            if len(tr) >= 7]
+    if not fits:
         return torch.full((data.dim,), math.nan, dtype=torch.float64)
-    return torch.cat(residuals).pow(2).mean(0).sqrt() / math.sqrt(1 - 5 / 17)
+    return (sum(n * s.pow(2) for n, s in fits) / sum(n for n, _ in fits)).sqrt()
 
 
 def fit_quality(model, data: Trajectories, horizon: int = 8) -> FitQuality | None:

@@ -106,9 +106,10 @@ def fit(model, data: Trajectories, *, loss="auto", epochs: int | None = None,
         precision the model's parameters already are.
     val_fraction : float
         Held out for validation (0.2 by default; 0 for none): whole trajectories when there
-        are at least 10, else a contiguous block of that fraction of every trajectory (a
-        held-out run among few is often outside the others' range). Stages converge on the
-        validation loss and end on their best validation weights.
+        are at least 10, else short blocks (a rollout window long) spread over every
+        trajectory, that fraction of its samples (a held-out run among few is often outside
+        the others' range; see :func:`split`). Stages converge on the validation loss and
+        end on their best validation weights.
     seed : int
         Seeds the split and the minibatches.
     progress : bool
@@ -399,11 +400,14 @@ def split(data: Trajectories, val_fraction: float, seed: int, shortest: int = 3)
     """``(train, validation)`` trajectories.
 
     With at least ``BY_TRAJECTORY`` trajectories, ``val_fraction`` of them are held out
-    whole. With fewer, a held-out run would often lie outside the others' range, so each
-    trajectory instead gives up one contiguous block of ``val_fraction`` of its samples at
-    a random place (seeded): the same region of state space, independent noise. Pieces keep
-    derivative estimates made on the whole trajectory, so no edge effect enters. Pieces or
-    blocks shorter than ``shortest`` samples are not cut.
+    whole. With fewer, a held-out run would often lie outside the others' range, and so
+    would one long held-out stretch of each (the model never trains there, and the
+    validation loss then keeps an early, under-trained model). Each trajectory instead
+    gives up short blocks of ``shortest`` samples (the longest rollout window), one at a
+    seeded place in each of ``round(val_fraction · n / shortest)`` equal segments: the same
+    regions of state space as the training samples, independent noise, holes no longer than
+    a window. Pieces keep derivative estimates made on the whole trajectory, so no edge
+    effect enters; training pieces shorter than 3 samples are dropped.
     """
     n = len(data)
     if val_fraction == 0 or n == 0:
@@ -417,16 +421,18 @@ def split(data: Trajectories, val_fraction: float, seed: int, shortest: int = 3)
     whole = data if data.has_derivatives else with_derivatives(data)
     train, val = [], []
     for tr in whole:
-        size = round(val_fraction * len(tr))
-        if size < shortest or len(tr) - size < shortest:
-            train.append(tr)
-            continue
-        start = int(torch.randint(len(tr) - size + 1, (1,), generator=generator))
-        if max(start, len(tr) - start - size) < shortest:     # keep one piece long enough
-            start = len(tr) - size
-        val.append(_piece(tr, start, start + size))
-        train += [_piece(tr, a, b) for a, b in ((0, start), (start + size, len(tr)))
-                  if b - a >= 3]
+        length = len(tr)
+        blocks = min(round(val_fraction * length / shortest), length // (shortest + 1))
+        edges = [round(i * length / blocks) for i in range(blocks + 1)] if blocks else []
+        kept = 0
+        for a, b in zip(edges, edges[1:]):
+            start = a + int(torch.randint(b - a - shortest + 1, (1,), generator=generator))
+            val.append(_piece(tr, start, start + shortest))
+            if start - kept >= 3:
+                train.append(_piece(tr, kept, start))
+            kept = start + shortest
+        if length - kept >= 3:
+            train.append(_piece(tr, kept, length))
     return data.with_trajectories(train), data.with_trajectories(val)
 
 

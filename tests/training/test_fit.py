@@ -5,7 +5,8 @@ import pytest
 import torch
 
 import physnode as pn
-from physnode.training.derivatives import local_polynomial_derivative
+from physnode.training.derivatives import local_polynomial_derivative, smooth
+from physnode.training.fit import split
 from physnode.training.losses import rollout_loss
 from tests._devices import seeded
 
@@ -58,6 +59,45 @@ def test_local_polynomial_derivative_is_exact_for_quartics_on_irregular_times():
     torch.testing.assert_close(local_polynomial_derivative(t, y), expected)
     quadratic = local_polynomial_derivative(t, y, neighbours=9, degree=2)
     assert (quadratic - expected).abs().max() > 1e-3     # a quadratic cannot follow t⁴
+
+
+def test_the_smoothing_window_follows_the_sampling_and_the_noise_not_the_units():
+    t = torch.sort(torch.rand(200, dtype=torch.float64, generator=seeded(1))).values * 10
+    noise = torch.randn(200, 2, dtype=torch.float64, generator=seeded(2))
+    slow = torch.stack([torch.sin(t), torch.cos(0.7 * t)], -1)
+    fast = torch.stack([torch.sin(9 * t), torch.cos(7 * t)], -1)    # ~8 samples a period
+    noisy, coarse = smooth(t, slow + 0.02 * noise), smooth(t, fast)
+    assert noisy.neighbours >= 21 and coarse.neighbours == 7
+    # The window a fixed 17 samples would be: the chosen one's derivative is far better.
+    truth = torch.stack([9 * torch.cos(9 * t), -7 * torch.sin(7 * t)], -1)
+    fixed = smooth(t, fast, neighbours=17)
+    assert (coarse.dy - truth).norm() < 0.2 * (fixed.dy - truth).norm()   # measured 0.12
+    # The noise it implies is the noise added (0.02), within 10% (measured 0.0185, 0.0191).
+    torch.testing.assert_close(noisy.noise, torch.full_like(noisy.noise, 0.02), rtol=0.1,
+                               atol=0)
+    # Other units (a scale and an offset per coordinate) choose the same window.
+    scale = torch.tensor([50.0, 0.2], dtype=torch.float64, device=t.device)
+    offset = torch.tensor([120.0, -3.0], dtype=torch.float64, device=t.device)
+    other = smooth(t, (slow + 0.02 * noise) * scale + offset)
+    assert other.neighbours == noisy.neighbours
+    torch.testing.assert_close(other.dy, noisy.dy * scale)
+
+
+def test_few_trajectories_hold_out_short_blocks_spread_over_each():
+    index = torch.arange(600, dtype=torch.float64)       # each sample's number as its state
+    data = pn.data.from_arrays(index % 200 * 0.05, torch.stack([index, index.sin()], -1),
+                               trajectory=index // 200)
+    train, val = split(data, 0.2, seed=0, shortest=8)
+    assert all(len(tr) == 8 for tr in val) and len(val) == 3 * 5      # 20% of 200 = 5 × 8
+    kept = torch.cat([tr.y[:, 0] for tr in (*train, *val)])
+    assert kept.unique().numel() == kept.numel() >= 600 - 2 * 15   # only stubs of < 3 dropped
+    starts = torch.stack([tr.y[0, 0] for tr in val])
+    assert (starts.diff() < 2 * 40).all()            # one block in every 40 samples
+    assert not torch.equal(starts, torch.stack([tr.y[0, 0] for tr in split(
+        data, 0.2, seed=1, shortest=8)[1]]))                          # seeded places
+    # Too short for a block of 8 at 20%: nothing held out.
+    short = pn.data.simulate(pn.systems.MassSpring(), n_trajectories=3, n_points=20, seed=0)
+    assert len(split(short, 0.2, seed=0, shortest=8)[1]) == 0
 
 
 def test_dissipative_hnn_recovers_the_damping_of_a_damped_spring():
