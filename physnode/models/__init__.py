@@ -3,8 +3,10 @@
 from .base import PhysicsModel, load
 from .hnn import HNN
 from .lnn import LNN
+from .mass import ConfigurationMass, DiagonalMass, UnitMass
 from .neural_ode import NeuralODE
 
 MODELS = {cls.__name__: cls for cls in (NeuralODE, HNN, LNN)}
 
-__all__ = ["PhysicsModel", "NeuralODE", "HNN", "LNN", "load", "MODELS"]
+__all__ = ["PhysicsModel", "NeuralODE", "HNN", "LNN", "load", "MODELS", "UnitMass",
+           "DiagonalMass", "ConfigurationMass"]

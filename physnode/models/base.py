@@ -60,6 +60,23 @@ def mlp_input_gradient(net: nn.Sequential, x: torch.Tensor) -> torch.Tensor | No
     return g
 
 
+def mlp_jvp(net: nn.Sequential, x: torch.Tensor, dx: torch.Tensor):
+    """``(net(x), d net(x + ε dx)/dε)`` by forward-mode differentiation written out (closed
+    forms of the activations; torch.func.jvp for others). Differentiable, like the forward
+    pass, with respect to the network's parameters."""
+    modules = list(net)
+    linears, activations = modules[0::2], modules[1::2]
+    if any(type(a) not in _CLOSED_FORMS for a in activations):
+        return torch.func.jvp(net, (x,), (dx,))
+    h, dh = x, dx
+    for linear, activation in zip(linears[:-1], activations):
+        function, slope = _CLOSED_FORMS[type(activation)]
+        z = nn.functional.linear(h, linear.weight, linear.bias)
+        h = function(z)
+        dh = slope(z, h) * (dh @ linear.weight.T)
+    return linears[-1](h), dh @ linears[-1].weight.T
+
+
 def parameter_placement(model, dtype: torch.dtype = torch.float64) -> dict:
     """``{"device": ..., "dtype": ...}`` of a model's parameters, for ``tensor.to(**...)``;
     the CPU and ``dtype`` for a parameter-free system."""
@@ -165,6 +182,16 @@ class NormalizedInput(nn.Module):
     def features(self, y: torch.Tensor) -> torch.Tensor:
         """The network's inputs: :meth:`normalize`, with the angles as cosines and sines."""
         return embed_angles(self.normalize(y), y, self.angles)
+
+    def feature_tangent(self, y: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+        """The change of :meth:`features` along ``w``: ``d features(y + εw)/dε`` at 0."""
+        dx = w / self.scale
+        if not self.angles:
+            return dx
+        index = list(self.angles)
+        keep = [i for i in range(y.shape[-1]) if i not in self.angles]
+        ya, wa = y[..., index], w[..., index]
+        return torch.cat([dx[..., keep], -torch.sin(ya) * wa, torch.cos(ya) * wa], -1)
 
     def set_normalization(self, loc, scale, out) -> None:
         for name, value in (("loc", loc), ("scale", scale), ("out", out)):

@@ -10,17 +10,12 @@ through it, and ``D`` is the viscous coefficient ``c`` of a generalised force ``
 
 from __future__ import annotations
 
-import math
-
 import torch
-from torch import nn
-from torch.nn.functional import softplus
 
 from .._validation import check_angles, check_int, check_state
-from ..systems.hamiltonian import canonical_names, gradient, symplectic_gradient
+from ..systems.hamiltonian import canonical_names, gradient
 from ..systems.lagrangian import velocity_names
 from .base import (
-    GAIN,
     DataScales,
     NormalizedInput,
     PhysicsModel,
@@ -32,6 +27,7 @@ from .base import (
     mlp,
     mlp_input_gradient,
 )
+from .mass import DiagonalMass, UnitMass, mass_spec
 
 COORDINATES = ("canonical", "velocity")
 
@@ -106,8 +102,15 @@ class HNN(PhysicsModel):
         Smooth activation of the energy network (``"tanh"`` by default).
     coordinates : ``"canonical"`` or ``"velocity"``
         The state the model takes and returns: ``concat(q, p)``, or the observed
-        ``concat(q, q̇)`` with ``p = m q̇`` for a unit mass or, with ``learn_mass=True``, a
-        learned diagonal mass.
+        ``concat(q, q̇)`` with momenta ``p = M(q) q̇`` from ``mass``.
+    mass : :class:`~physnode.models.UnitMass`, :class:`~physnode.models.DiagonalMass` or \
+:class:`~physnode.models.ConfigurationMass`
+        Velocity coordinates only: the mass that maps velocities to momenta (default
+        ``UnitMass()``): unit, a learned constant diagonal, or a learned ``M(q)`` symmetric
+        positive definite for every configuration (a double pendulum's inertia). The motion
+        is Hamilton's in ``(q, p)`` whatever the mass (see :mod:`physnode.models.mass`).
+    learn_mass : bool
+        The older spelling of ``mass=DiagonalMass()``.
     angles : sequence of int
         Positions ``q_i`` that are angles in radians: they enter the energy network as
         ``(cos q_i, sin q_i)``, so ``H`` is periodic in them and unwrapped angles of any
@@ -129,30 +132,38 @@ class HNN(PhysicsModel):
     def __init__(self, dof: int, hidden: int = 200, layers: int = 2, separable: bool = False,
                  dissipative: bool = False, activation: str = "tanh",
                  coordinates: str = "canonical", learn_mass: bool = False,
-                 angles: tuple = ()):
+                 angles: tuple = (), mass=None):
         super().__init__()
         check_int("dof", dof, minimum=1)
         check_architecture(hidden, layers)
         if coordinates not in COORDINATES:
             raise ValueError(f"`coordinates` must be one of {', '.join(map(repr, COORDINATES))}"
                              f"; got {coordinates!r}")
-        if learn_mass and coordinates != "velocity":
-            raise ValueError("`learn_mass=True` needs coordinates='velocity' (a mass maps "
-                             "observed velocities to momenta)")
+        if (learn_mass or mass is not None) and coordinates != "velocity":
+            given = "`learn_mass=True`" if learn_mass else "`mass`"
+            raise ValueError(f"{given} needs coordinates='velocity' (a mass maps observed "
+                             f"velocities to momenta)")
+        if learn_mass and mass is not None:
+            raise ValueError("pass either `mass` or its older spelling `learn_mass=True`; "
+                             "got both")
+        spec = mass_spec(DiagonalMass() if learn_mass else
+                         UnitMass() if mass is None else mass)
         self.angles = check_angles("angles", angles, dof, "positions q")
         self.config = {"dof": dof, "hidden": hidden, "layers": layers,
                        "separable": bool(separable), "dissipative": bool(dissipative),
                        "activation": activation, "coordinates": coordinates,
-                       "learn_mass": bool(learn_mass), "angles": list(self.angles)}
+                       "angles": list(self.angles)}
+        if coordinates == "velocity":
+            self.config["mass"] = spec.config()
         self.dof, self.dim = dof, 2 * dof
         self.coordinates = coordinates
         self.state_names = (canonical_names(dof) if coordinates == "canonical"
                             else velocity_names(dof))
-        # Velocity coordinates: p = m ⊙ q̇ with a diagonal mass, unit or learned (softplus,
-        # starting at 1). A constant linear change of coordinates commutes with every
-        # Runge–Kutta and splitting method, so rollouts stay symplectic in (q, p).
-        self.raw_mass = nn.Parameter(torch.full((dof,), math.log(math.e - 1) / GAIN)) \
-            if learn_mass else None
+        # Velocity coordinates: p = M(q) q̇. A constant mass is a linear change of
+        # coordinates, which commutes with every Runge–Kutta and splitting method, so
+        # rollouts stay symplectic in (q, p); a configuration-dependent one does not.
+        self.inertia = spec.build(dof, self.angles) if coordinates == "velocity" else None
+        self._register_load_state_dict_pre_hook(_renamed_mass)
         self.separable, self.dissipative = bool(separable), bool(dissipative)
         self._register_state_range(2 * dof)
         self.hamiltonian = (SeparableEnergy(dof, hidden, layers, activation, self.angles)
@@ -178,6 +189,8 @@ class HNN(PhysicsModel):
         self.hamiltonian.set_normalization(scales.loc, torch.cat([alpha, beta]), h)
         if self.friction is not None:
             self.friction.scale.copy_(rp / rq)
+        if isinstance(self.inertia, NormalizedInput):
+            self.inertia.set_normalization(scales.loc[:d], scales.scale[:d], 1.0)
 
     @property
     def default_integrator(self) -> str:
@@ -189,18 +202,36 @@ class HNN(PhysicsModel):
 
     @property
     def mass(self) -> torch.Tensor:
-        """The diagonal mass of velocity coordinates (ones unless learned). Only its ratio to
-        ``H`` is identifiable from motion: ``(c m, c H)`` moves the same way."""
-        if self.raw_mass is None:
+        """The constant diagonal mass of velocity coordinates (ones unless learned), shape
+        ``(dof,)``; see :meth:`mass_matrix` for a mass that depends on ``q``. Only its ratio
+        to ``H`` is identifiable from motion: ``(c m, c H)`` moves the same way."""
+        if self.inertia is None:
             return torch.ones(self.dof)
-        return softplus(GAIN * self.raw_mass)
+        if self.inertia.varies:
+            raise ValueError("this HNN's mass depends on the configuration; use "
+                             "mass_matrix(q)")
+        return self.inertia.diagonal
+
+    @property
+    def raw_mass(self):
+        """The parameter of a learned constant diagonal mass (None otherwise)."""
+        return getattr(self.inertia, "raw", None) if self.inertia is not None and \
+            not self.inertia.varies else None
+
+    def mass_matrix(self, q: torch.Tensor) -> torch.Tensor:
+        """``M(q)``, shape ``(*batch, dof, dof)``: ``p = M(q) q̇`` in velocity coordinates
+        (the identity in canonical ones)."""
+        if self.inertia is None:
+            return torch.eye(self.dof, dtype=q.dtype, device=q.device).expand(
+                *q.shape[:-1], self.dof, self.dof)
+        return self.inertia.matrix(q)
 
     def to_canonical(self, y: torch.Tensor) -> torch.Tensor:
         """States in the model's coordinates → ``concat(q, p)``."""
-        if self.coordinates == "canonical" or self.raw_mass is None:
+        if self.inertia is None:
             return y
-        m = self.mass.to(y)
-        return torch.cat([y[..., :self.dof], m * y[..., self.dof:]], -1)
+        q = y[..., :self.dof]
+        return torch.cat([q, self.inertia.momenta(q, y[..., self.dof:])], -1)
 
     def forward(self, t, y: torch.Tensor) -> torch.Tensor:
         check_state("y", y, self.dim, "HNN", self.state_names)
@@ -208,16 +239,22 @@ class HNN(PhysicsModel):
         closed_form = getattr(self.hamiltonian, "gradient", None)
         grad = closed_form(canonical) if closed_form is not None else None
         grad = grad if grad is not None else gradient(self.hamiltonian, canonical)
-        field = symplectic_gradient(grad)
+        d = self.dof
+        qdot, pdot = grad[..., d:], -grad[..., :d]
         if self.friction is not None:
-            friction = self.friction(grad[..., self.dof:])       # D ∂H/∂p = D q̇
-            field = field - torch.cat([torch.zeros_like(friction), friction], -1)
-        if self.coordinates == "velocity" and self.raw_mass is not None:
-            m = self.mass.to(y)                                   # d(q̇)/dt = ṗ / m
-            field = torch.cat([field[..., :self.dof], field[..., self.dof:] / m], -1)
-        return field
+            pdot = pdot - self.friction(qdot)                     # D ∂H/∂p = D q̇
+        if self.inertia is not None:                              # back to (q, q̇)
+            pdot = self.inertia.velocity_rate(y[..., :d], y[..., d:], qdot, pdot)
+        return torch.cat([qdot, pdot], -1)
 
     def energy(self, y: torch.Tensor) -> torch.Tensor:
         """The learned energy ``H(y)``, shape ``(*batch,)`` (up to an additive constant)."""
         check_state("y", y, self.dim, "HNN", self.state_names)
         return self.hamiltonian(self.to_canonical(y))
+
+
+def _renamed_mass(state_dict, prefix, *args):
+    """Files saved before masses were objects keep a learned diagonal mass as ``raw_mass``."""
+    old = state_dict.pop(prefix + "raw_mass", None)
+    if old is not None:
+        state_dict[prefix + "inertia.raw"] = old

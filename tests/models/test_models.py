@@ -9,6 +9,7 @@ from torch import nn
 
 import physnode as pn
 from physnode.models.base import GAIN
+from physnode.models.mass import Mass
 from tests._devices import seeded
 
 
@@ -234,10 +235,70 @@ def test_hnn_in_velocity_coordinates_with_a_mass_is_the_same_motion():
     assert unit.raw_mass is None and torch.equal(unit.mass, torch.ones(1))
 
 
+class DoublePendulumMass(Mass):
+    """The true configuration-dependent mass of a double pendulum, as a Mass."""
+
+    def __init__(self, system):
+        super().__init__(2)
+        self.system = system
+
+    def factor(self, q):
+        return torch.linalg.cholesky(self.system.mass_matrix(q))
+
+
+def test_hnn_with_a_configuration_mass_moves_velocities_as_hamilton_moves_momenta():
+    system = pn.systems.DoublePendulum(m1=1.0, m2=2.0, l1=1.0, l2=0.5)
+    hnn = pn.models.HNN(dof=2, hidden=8, coordinates="velocity", angles=(0, 1),
+                        mass=pn.models.ConfigurationMass(hidden=8)).double()
+
+    class TrueEnergy(nn.Module):
+        def forward(self, y):
+            return system.energy(y)
+
+    hnn.hamiltonian, hnn.inertia = TrueEnergy(), DoublePendulumMass(system)
+    y = system.sample_initial_states(16, torch.Generator().manual_seed(0))
+    x = system.to_velocities(y)
+    expected = system.to_velocities(y + 1e-6 * system(0.0, y))     # d(q, q̇)/dt by the chain
+    expected = (expected - system.to_velocities(y - 1e-6 * system(0.0, y))) / 2e-6
+    torch.testing.assert_close(hnn(0.0, x), expected, rtol=1e-7, atol=1e-7)
+    torch.testing.assert_close(hnn.energy(x), system.energy(y))
+
+
+def test_a_learned_configuration_mass_is_spd_and_its_tangent_is_exact():
+    hnn = pn.models.HNN(dof=3, hidden=8, coordinates="velocity", angles=(1,),
+                        mass=pn.models.ConfigurationMass(hidden=16)).double()
+    torch.manual_seed(0)
+    with torch.no_grad():                       # away from the identity it starts at
+        for p in hnn.inertia.parameters():
+            p.add_(0.3 * torch.randn_like(p))
+    q = 3 * torch.randn(200, 3, dtype=torch.float64)
+    M = hnn.mass_matrix(q)
+    torch.testing.assert_close(M, M.transpose(-1, -2))
+    assert torch.linalg.eigvalsh(M).min() > 0
+    assert (M[:, 0, 1].abs() > 1e-3).any()                          # not diagonal
+    w = torch.randn(200, 3, dtype=torch.float64)
+    L, dL = hnn.inertia.factor_tangent(q, w)
+    reference = torch.func.jvp(hnn.inertia.factor, (q,), (w,))
+    torch.testing.assert_close((L, dL), reference)
+    # Periodic in the angle: a turn changes nothing.
+    torch.testing.assert_close(hnn.mass_matrix(q + torch.tensor([0.0, 2 * math.pi, 0.0],
+                                                                dtype=torch.float64)), M)
+    with pytest.raises(ValueError, match=r"^this HNN's mass depends on the configuration; "
+                                         r"use mass_matrix\(q\)$"):
+        _ = hnn.mass
+    saved = pn.models.HNN(**hnn.config).double()
+    saved.load_state_dict(hnn.state_dict())
+    x = torch.randn(4, 6, dtype=torch.float64)
+    torch.testing.assert_close(saved(0.0, x), hnn(0.0, x))
+
+
 @pytest.mark.parametrize("kwargs,message", [
     ({"coordinates": "polar"}, r"^`coordinates` must be one of 'canonical', 'velocity'; "
                                r"got 'polar'$"),
     ({"learn_mass": True}, r"^`learn_mass=True` needs coordinates='velocity'"),
+    ({"mass": pn.models.DiagonalMass()}, r"^`mass` needs coordinates='velocity'"),
+    ({"coordinates": "velocity", "learn_mass": True, "mass": pn.models.DiagonalMass()},
+     r"^pass either `mass` or its older spelling `learn_mass=True`; got both$"),
 ])
 def test_bad_hnn_coordinates_are_named(kwargs, message):
     with pytest.raises(ValueError, match=message):
