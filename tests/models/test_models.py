@@ -233,6 +233,15 @@ def test_hnn_in_velocity_coordinates_with_a_mass_is_the_same_motion():
     torch.testing.assert_close(hnn.energy(x), pendulum.energy(y))
     unit = pn.models.HNN(dof=1, hidden=8, coordinates="velocity")
     assert unit.raw_mass is None and torch.equal(unit.mass, torch.ones(1))
+    # A file saved before masses were objects names the learned mass `raw_mass`.
+    saved = pn.models.HNN(dof=1, hidden=8, coordinates="velocity", learn_mass=True)
+    with torch.no_grad():
+        saved.raw_mass.fill_(0.3)
+    state = saved.state_dict()
+    state["raw_mass"] = state.pop("inertia.raw")
+    again = pn.models.HNN(dof=1, hidden=8, coordinates="velocity", learn_mass=True)
+    again.load_state_dict(state)
+    torch.testing.assert_close(again.mass, saved.mass)
 
 
 class DoublePendulumMass(Mass):
