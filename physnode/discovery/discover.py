@@ -12,7 +12,7 @@ from ..training.derivatives import estimate_derivatives
 from .equations import Equations
 from .library import declared_angles
 from .methods import METHODS, DiscoveryMethod, Sindy, SymbolicRegression
-from .quality import fit_quality, warn_if_untrusted
+from .quality import fit_quality, relative_noise, warn_if_untrusted
 from .regenerate import regenerate
 
 
@@ -80,8 +80,10 @@ def discover(source, method: str | DiscoveryMethod = "sindy", library=None, *,
     targets = range(dof, len(symbols)) if second_order else range(len(symbols))
     equations = {s: symbols[i + dof] for i, s in enumerate(symbols[:dof])} if second_order \
         else {}
+    noise = (quality.noise if quality is not None
+             else relative_noise(source) if isinstance(source, Trajectories) else None)
     found = method.regress(y, dy, symbols, targets, held_out, seed,
-                           angles=declared_angles(clean, source))
+                           angles=declared_angles(clean, source), noise=noise)
     for i in targets:
         equations[symbols[i]] = found[i].expression
     return Equations(

@@ -8,6 +8,7 @@ STLSQ with the threshold chosen on held-out samples) and :class:`SymbolicRegress
 
 from __future__ import annotations
 
+import math
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import ClassVar
@@ -18,6 +19,9 @@ import sympy
 from .._validation import check_int, check_real
 from .library import Library
 from .sindy import sparse_regression
+
+#: The least parsimony floor of :class:`Sindy` (a fraction of the derivative's RMS).
+FLOOR = 0.01
 
 
 @dataclass(frozen=True)
@@ -39,10 +43,12 @@ class DiscoveryMethod(ABC):
 
     @abstractmethod
     def regress(self, y: np.ndarray, dy: np.ndarray, symbols: tuple, targets,
-                held_out: np.ndarray, seed: int, *, angles: tuple | None = None) -> dict:
+                held_out: np.ndarray, seed: int, *, angles: tuple | None = None,
+                noise: float | None = None) -> dict:
         """``{index: Found}`` for every state index in ``targets``: ``dy[:, index]`` as a
         function of the states ``y`` (``(n, dim)``), scored on the ``held_out`` samples.
-        ``angles``: indices of the states known to be angles (``None``: not known)."""
+        ``angles``: indices of the states known to be angles (``None``: not known).
+        ``noise``: the observations' noise relative to their spread, when known."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -60,7 +66,12 @@ class Sindy(DiscoveryMethod):
         Polynomial degree and trigonometric harmonics of a named library.
     tolerance, floor : float
         Parsimony: the sparsest support whose held-out relative error is at most
-        ``tolerance * best + floor`` is chosen.
+        ``tolerance * best + floor`` is chosen. ``floor=None`` (default) is
+        ``max(0.01, noise / 2)``, ``noise`` the observations' estimated noise relative to
+        their spread (:func:`physnode.discovery.quality.relative_noise`; 0.01 without
+        observations): a model fitted to noisier data has larger systematic errors, which
+        spurious small terms would otherwise absorb. Terms contributing less than the floor
+        to the derivative's RMS are not found.
     ensemble : int
         Bagged models for term inclusion frequencies (``Equations.inclusion``); 0 for none.
     """
@@ -70,14 +81,15 @@ class Sindy(DiscoveryMethod):
     degree: int = 3
     harmonics: int = 1
     tolerance: float = 1.5
-    floor: float = 0.01
+    floor: float | None = None
     ensemble: int = 0
 
     def __post_init__(self):
         check_int("degree", self.degree, minimum=0)
         check_int("harmonics", self.harmonics, minimum=1)
         check_real("tolerance", self.tolerance, positive=True)
-        check_real("floor", self.floor, nonnegative=True)
+        if self.floor is not None:
+            check_real("floor", self.floor, nonnegative=True)
         check_int("ensemble", self.ensemble, minimum=0)
         if not isinstance(self.library, (str, Library)):
             raise TypeError(f"`library` must be a string like 'poly+trig' or a Library; "
@@ -96,15 +108,19 @@ class Sindy(DiscoveryMethod):
         return Library.from_spec(self.library, symbols, self.degree, self.harmonics,
                                  periodic=periodic)
 
-    def regress(self, y, dy, symbols, targets, held_out, seed, *, angles=None):
+    def regress(self, y, dy, symbols, targets, held_out, seed, *, angles=None, noise=None):
         lib = self.terms(symbols, angles)
+        floor = self.floor
+        if floor is None:
+            known = noise is not None and math.isfinite(noise)
+            floor = max(FLOOR, noise / 2) if known else FLOOR
         if len(y) < 2 * len(lib):
             raise ValueError(f"the data is too short: {len(y)} samples for a library of "
                              f"{len(lib)} terms; need at least {2 * len(lib)}")
         theta = lib.matrix(y)
         found = {}
         for i in targets:
-            result = sparse_regression(theta, dy[:, i], held_out, self.tolerance, self.floor,
+            result = sparse_regression(theta, dy[:, i], held_out, self.tolerance, floor,
                                        self.ensemble, seed, lib.complexity())
             inclusion = (None if result.inclusion is None
                          else dict(zip(lib.terms, result.inclusion.tolist())))
@@ -133,7 +149,7 @@ class SymbolicRegression(DiscoveryMethod):
             raise TypeError(f"`options` must be a dict of pyoperon settings; "
                             f"got {type(self.options).__name__}")
 
-    def regress(self, y, dy, symbols, targets, held_out, seed, *, angles=None):
+    def regress(self, y, dy, symbols, targets, held_out, seed, *, angles=None, noise=None):
         from .symbolic import symbolic_regression
         found = {}
         for i in targets:

@@ -76,6 +76,14 @@ def noise_level(data: Trajectories) -> torch.Tensor:
     return (sum(n * s.pow(2) for n, s in fits) / sum(n for n, _ in fits)).sqrt()
 
 
+def relative_noise(data: Trajectories) -> float:
+    """The observations' noise as a fraction of their spread: the RMS over coordinates of
+    :func:`noise_level` over each coordinate's standard deviation (NaN when unknown)."""
+    spread = torch.cat([tr.y.double() for tr in data]).std(0)
+    spread = torch.where(spread > 0, spread, torch.ones_like(spread))
+    return (noise_level(data) / spread).pow(2).mean().sqrt().item()
+
+
 def fit_quality(model, data: Trajectories, horizon: int = 8) -> FitQuality | None:
     """:class:`FitQuality` of ``model`` on ``data`` (None when no trajectory has ``horizon``
     samples)."""
@@ -90,7 +98,7 @@ def fit_quality(model, data: Trajectories, horizon: int = 8) -> FitQuality | Non
     spread = torch.where(spread > 0, spread, torch.ones_like(spread))
     with torch.no_grad():
         error = loss.errors(model, batch).double().cpu() / spread
-    noise = (noise_level(data) / spread).pow(2).mean().sqrt().item()
+    noise = relative_noise(data)
     rollout = error.pow(2).mean().sqrt().item()
     floor = max(noise, NOISE_FLOOR) if math.isfinite(noise) else NOISE_FLOOR
     return FitQuality(rollout, noise, rollout / floor, horizon)

@@ -5,11 +5,12 @@ contributing less than this fraction of the derivative's RMS". The candidate sup
 those of a sweep of STLSQ thresholds, greedy forward and backward paths, and every support of
 up to three terms; each is scored on held-out samples (from moment matrices, the competitors
 for the choice again from the samples), and the chosen support is the sparsest, then least
-complex, whose held-out error is at most ``tolerance`` times the best plus ``floor`` (1% of
-the derivative's RMS): an extra term must *clearly* improve the prediction to be kept. The
-floor matters for learned models: their small systematic errors can be fitted by cancelling
-combinations of near-collinear terms (q, q³, sin q), which the held-out score alone would
-reward.
+complex, whose held-out error is at most ``tolerance`` times the best plus ``floor`` (a
+fraction of the derivative's RMS; :class:`physnode.discovery.Sindy` sets it from the data's
+noise): an extra term must *clearly* improve the prediction to be kept. The floor matters
+for learned models: their small systematic errors can be fitted by cancelling combinations
+of near-collinear terms (q, q³, sin q) or a small constant, which the held-out score alone
+would reward.
 """
 
 from __future__ import annotations

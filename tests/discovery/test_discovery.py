@@ -93,6 +93,26 @@ def test_second_order_data_gives_accelerations_and_exact_kinematics():
     assert found.to_latex().startswith(r"\ddot{q} &= ")
 
 
+def test_the_parsimony_floor_follows_the_noise_of_the_observations():
+    # A field biased by a constant of 3.5% of dp/dt's spread, as a model fitted to noisy
+    # data can be: with clean data the constant is real, with 10% noise it is not trusted.
+    y = np.random.default_rng(0).uniform(-1, 1, (400, 2))
+    dy = np.stack([y[:, 1], -y[:, 0] + 0.02], 1)
+    held_out = np.arange(400) % 4 == 3
+    symbols = sympy.symbols("q p", real=True)
+    q = symbols[0]
+
+    def terms(floor=None, **options):
+        result = Sindy(library="poly", floor=floor).regress(y, dy, symbols, [1], held_out, 0,
+                                                            **options)
+        return set(result[1].expression.as_coefficients_dict())
+
+    assert terms(noise=0.1) == {q}                       # floor max(0.01, 0.1 / 2)
+    assert terms(noise=0.01) == {q, 1}                   # floor 0.01
+    assert terms() == {q, 1}                             # noise unknown: 0.01
+    assert terms(floor=0.1, noise=0.0) == {q}            # an explicit floor is kept
+
+
 def test_ensembling_reports_inclusion_frequencies():
     found = pn.discover(clean(pn.systems.Pendulum()), ensemble=10)
     inclusion = found.inclusion[p]
