@@ -9,6 +9,7 @@ from .._solve import solve
 from .._validation import check_int
 from ..data import Trajectories, Trajectory
 from ..models.base import parameter_placement
+from ..training.derivatives import smooth
 from ..training.losses import explicit_integrator
 from .library import declared_angles
 
@@ -18,10 +19,11 @@ def regenerate(model, data: Trajectories | None = None, *, n_points: int | None 
                substeps: int = 1, seed: int = 0) -> Trajectories:
     """Clean data from a trained model, with exact derivatives ``dy = model(t, y)``.
 
-    With ``data``: from each trajectory's first observed state, the model is rolled out over
-    that trajectory's time span on a regular grid of ``n_points`` (default: four times the
-    observed samples, at least 200; an autonomous model runs all trajectories in one batch
-    on the finest of these spacings) with ``method`` (default: the model's
+    With ``data``: from each trajectory's first observed state (positions-only data: the
+    first positions, smoothed, with velocities estimated from them), the model is rolled out
+    over that trajectory's time span on a regular grid of ``n_points`` (default: four times
+    the observed samples, at least 200; an autonomous model runs all trajectories in one
+    batch on the finest of these spacings) with ``method`` (default: the model's
     ``default_integrator`` when explicit and fixed-step, else ``rk4``), taking ``substeps``
     steps per grid interval for fixed-step methods. Integration error only moves where the
     samples lie: the derivatives there are exact.
@@ -57,18 +59,23 @@ def regenerate(model, data: Trajectories | None = None, *, n_points: int | None 
                             f"got {type(data).__name__}")
         if len(data) == 0:
             raise ValueError("`data` is empty; expected at least one trajectory")
-        if data.dim != width:
+        positions_only = 2 * data.dim == width and getattr(model, "dof", None) == data.dim
+        if data.dim != width and not positions_only:
             raise ValueError(f"`data` has {data.dim} states {data.state_names} but the model "
                              f"has {width} {names}")
-        return data.with_trajectories([Trajectory(*parts) for parts in
-                                       _rollouts(model, data, n_points, method, substeps, place)])
+        rolled = [Trajectory(*parts) for parts in
+                  _rollouts(model, data, n_points, method, substeps, place, positions_only)]
+        if positions_only:
+            return Trajectories(rolled, names, angles=declared_angles(data, model))
+        return data.with_trajectories(rolled)
     return Trajectories(_state_samples(model, names, box, n_samples, seed, place), names,
                         angles=declared_angles(model=model))
 
 
-def _rollouts(model, data, n_points, method, substeps, place):
-    """Roll out from every trajectory's first state. An autonomous model runs the whole batch
-    in one solve on a shared relative-time grid (the finest of the requested ones); a
+def _rollouts(model, data, n_points, method, substeps, place, positions_only=False):
+    """Roll out from every trajectory's first state (for positions-only data, the smoothed
+    first positions and velocities estimated from them). An autonomous model runs the whole
+    batch in one solve on a shared relative-time grid (the finest of the requested ones); a
     time-dependent one runs trajectory by trajectory on its own times."""
     counts = [n_points if n_points is not None else max(200, 4 * len(tr)) for tr in data]
     for n in counts:
@@ -76,7 +83,11 @@ def _rollouts(model, data, n_points, method, substeps, place):
     method = method or explicit_integrator(model)
     starts = torch.stack([tr.t[0] for tr in data]).to(**place)
     spans = torch.stack([tr.t[-1] - tr.t[0] for tr in data]).to(**place)
-    y0 = torch.stack([tr.y[0] for tr in data]).to(**place)
+    if positions_only:
+        fits = [smooth(tr.t.double(), tr.y.double()) for tr in data]
+        y0 = torch.stack([torch.cat([f.y[0], f.dy[0]]) for f in fits]).to(**place)
+    else:
+        y0 = torch.stack([tr.y[0] for tr in data]).to(**place)
     augment = getattr(model, "augment_state", None)
     y0 = augment(y0) if augment is not None else y0
     if getattr(model, "time_dependent", False):

@@ -142,7 +142,8 @@ class DerivativeLoss:
     patience: int = 60
 
     def check(self, model, data: Trajectories, width: int) -> None:
-        if getattr(model, "dim", width) != getattr(model, "observed_dim", width):
+        observed = getattr(model, "observed_dim", None)    # a NeuralODE's, when augmented
+        if observed is not None and observed != getattr(model, "dim", observed):
             raise ValueError("loss='derivative' cannot train the augmented dimensions of a "
                              "NeuralODE (they are never observed); use loss='rollout'")
 
