@@ -35,7 +35,7 @@ class Mass(nn.Module):
     ``M`` is symmetric positive definite for every ``q``). Subclasses give :meth:`factor`
     (and, for speed, :meth:`factor_tangent`)."""
 
-    #: Whether ``M`` depends on ``q`` (else the tangent term of the pullback vanishes).
+    #: Whether ``M`` depends on ``q`` (a constant one has a diagonal, ``HNN.mass``).
     varies: ClassVar[bool] = True
 
     def __init__(self, dof: int):
@@ -63,9 +63,6 @@ class Mass(nn.Module):
     def velocity_rate(self, q, v, qdot, pdot) -> torch.Tensor:
         """``dv/dt = M⁻¹ (ṗ − (∂(M v)/∂q) · q̇)`` for states ``(q, v)`` moving at ``(q̇, ṗ)``
         in ``(q, p = M v)``."""
-        if not self.varies:
-            L = self.factor(q)
-            return _solve_spd(L, pdot)
         L, dL = self.factor_tangent(q, qdot)
         u = _matvec(L.transpose(-1, -2), v)                        # Lᵀ v
         dM_v = _matvec(dL, u) + _matvec(L, _matvec(dL.transpose(-1, -2), v))

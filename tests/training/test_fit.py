@@ -75,12 +75,16 @@ def test_the_smoothing_window_follows_the_sampling_and_the_noise_not_the_units()
     # The noise it implies is the noise added (0.02), within 10% (measured 0.0185, 0.0191).
     torch.testing.assert_close(noisy.noise, torch.full_like(noisy.noise, 0.02), rtol=0.1,
                                atol=0)
-    # Other units (a scale and an offset per coordinate) choose the same window.
+    # Other units (a scale and an offset per coordinate) choose the same window, also when
+    # the coordinates would each want another one.
     scale = torch.tensor([50.0, 0.2], dtype=torch.float64, device=t.device)
     offset = torch.tensor([120.0, -3.0], dtype=torch.float64, device=t.device)
     other = smooth(t, (slow + 0.02 * noise) * scale + offset)
     assert other.neighbours == noisy.neighbours
     torch.testing.assert_close(other.dy, noisy.dy * scale)
+    mixed = torch.stack([slow[:, 0] + 0.02 * noise[:, 0], fast[:, 0]], -1)
+    chosen = {smooth(t, mixed * s).neighbours for s in (scale, scale.flip(0), 1)}
+    assert len(chosen) == 1
 
 
 def test_few_trajectories_hold_out_short_blocks_spread_over_each():
