@@ -10,7 +10,7 @@ from .._validation import check_int
 from ..data import Trajectories, Trajectory
 from ..models.base import parameter_placement
 from ..training.derivatives import smooth
-from ..training.losses import explicit_integrator
+from ..training.losses import explicit_integrator, positions_only
 from .library import declared_angles
 
 
@@ -59,20 +59,20 @@ def regenerate(model, data: Trajectories | None = None, *, n_points: int | None 
                             f"got {type(data).__name__}")
         if len(data) == 0:
             raise ValueError("`data` is empty; expected at least one trajectory")
-        positions_only = 2 * data.dim == width and getattr(model, "dof", None) == data.dim
-        if data.dim != width and not positions_only:
+        only_positions = positions_only(model, data, width)
+        if data.dim != width and not only_positions:
             raise ValueError(f"`data` has {data.dim} states {data.state_names} but the model "
                              f"has {width} {names}")
         rolled = [Trajectory(*parts) for parts in
-                  _rollouts(model, data, n_points, method, substeps, place, positions_only)]
-        if positions_only:
+                  _rollouts(model, data, n_points, method, substeps, place, only_positions)]
+        if only_positions:
             return Trajectories(rolled, names, angles=declared_angles(data, model))
         return data.with_trajectories(rolled)
     return Trajectories(_state_samples(model, names, box, n_samples, seed, place), names,
                         angles=declared_angles(model=model))
 
 
-def _rollouts(model, data, n_points, method, substeps, place, positions_only=False):
+def _rollouts(model, data, n_points, method, substeps, place, only_positions=False):
     """Roll out from every trajectory's first state (for positions-only data, the smoothed
     first positions and velocities estimated from them). An autonomous model runs the whole
     batch in one solve on a shared relative-time grid (the finest of the requested ones); a
@@ -83,7 +83,7 @@ def _rollouts(model, data, n_points, method, substeps, place, positions_only=Fal
     method = method or explicit_integrator(model)
     starts = torch.stack([tr.t[0] for tr in data]).to(**place)
     spans = torch.stack([tr.t[-1] - tr.t[0] for tr in data]).to(**place)
-    if positions_only:
+    if only_positions:
         fits = [smooth(tr.t.double(), tr.y.double()) for tr in data]
         y0 = torch.stack([torch.cat([f.y[0], f.dy[0]]) for f in fits]).to(**place)
     else:

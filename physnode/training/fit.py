@@ -21,7 +21,7 @@ from .._validation import TrainingError, check_int, check_real
 from ..data import Trajectories, Trajectory
 from ..models.base import DataScales, parameter_placement
 from .derivatives import estimate_derivatives
-from .losses import LOSSES, DerivativeLoss, RolloutLoss
+from .losses import LOSSES, DerivativeLoss, RolloutLoss, positions_only
 
 #: Halvings of the learning rate after which a stage has converged.
 HALVINGS = 5
@@ -372,8 +372,7 @@ def _check_inputs(model, data, stages, epochs, lr, batch_size, val_fraction,
     if len(data) == 0:
         raise ValueError("`data` is empty; expected at least one trajectory")
     expected = getattr(model, "observed_dim", getattr(model, "dim", data.dim))
-    positions_only = 2 * data.dim == expected and getattr(model, "dof", None) == data.dim
-    if data.dim != expected and not positions_only:
+    if data.dim != expected and not positions_only(model, data, expected):
         names = getattr(model, "state_names", ())[:expected]
         positions = (f" (or {expected // 2} positions)"
                      if getattr(model, "dof", None) == expected // 2 else "")

@@ -112,6 +112,12 @@ def rollout_errors(model, t: torch.Tensor, y: torch.Tensor, method, substeps: in
     return torch.stack(predictions, 1) - y[:, 1:]
 
 
+def positions_only(model, data: Trajectories, width: int) -> bool:
+    """Whether ``data`` holds only the positions of a model of ``width`` states
+    ``concat(q, q̇)`` (velocities then estimated from the positions)."""
+    return 2 * data.dim == width and getattr(model, "dof", None) == data.dim
+
+
 @dataclass(frozen=True, kw_only=True)
 class DerivativeLoss:
     """Derivative matching: ``model(y)`` against ``dy/dt`` at every observed sample — the
