@@ -203,7 +203,8 @@ class DoublePendulum(ReferenceSystem):
     """Double pendulum, angles from the vertical, ``y = (q1, q2, p1, p2)`` canonical momenta.
 
     With ``M(q) = [[(m1+m2) l1², m2 l1 l2 cos Δ], [m2 l1 l2 cos Δ, m2 l2²]]``, ``Δ = q1 − q2``:
-    ``H = ½ pᵀ M⁻¹ p − (m1+m2) g l1 cos q1 − m2 g l2 cos q2`` (non-separable).
+    ``H = ½ pᵀ M⁻¹ p − (m1+m2) g l1 cos q1 − m2 g l2 cos q2`` (non-separable); damping ``c``
+    adds ``−c q̇ᵢ`` to each ``ṗᵢ`` (friction in each joint, Rayleigh ``½ c |q̇|²``).
     Initial states: angles in ``[−1, 1]`` rad and angular velocities in ``[−1, 1]`` rad/s,
     mapped to momenta by ``p = M(q) q̇``.
     """
@@ -214,10 +215,11 @@ class DoublePendulum(ReferenceSystem):
     angles = (0, 1)
 
     def __init__(self, m1: float = 1.0, m2: float = 1.0, l1: float = 1.0, l2: float = 1.0,
-                 g: float = 9.81):
+                 g: float = 9.81, damping: float = 0.0):
         self.m1, self.m2 = self._positive("m1", m1), self._positive("m2", m2)
         self.l1, self.l2 = self._positive("l1", l1), self._positive("l2", l2)
         self.g = self._positive("g", g)
+        self.damping = self._nonnegative("damping", damping)
 
     def mass_matrix(self, q: torch.Tensor) -> torch.Tensor:
         """``M(q)``, shape ``(*batch, 2, 2)``, with ``p = M(q) q̇``."""
@@ -251,8 +253,8 @@ class DoublePendulum(ReferenceSystem):
         a1 = p1 * p2 * s / (l1 * l2 * den)
         a2 = ((m2 * l2 ** 2 * p1 ** 2 + (m1 + m2) * l1 ** 2 * p2 ** 2
                - 2 * m2 * l1 * l2 * p1 * p2 * c) * s * c / (l1 ** 2 * l2 ** 2 * den ** 2))
-        p1dot = -(m1 + m2) * g * l1 * torch.sin(q1) - a1 + a2
-        p2dot = -m2 * g * l2 * torch.sin(q2) + a1 - a2
+        p1dot = -(m1 + m2) * g * l1 * torch.sin(q1) - a1 + a2 - self.damping * q1dot
+        p2dot = -m2 * g * l2 * torch.sin(q2) + a1 - a2 - self.damping * q2dot
         return torch.stack([q1dot, q2dot, p1dot, p2dot], dim=-1)
 
     def energy(self, y):
@@ -275,7 +277,9 @@ class DoublePendulum(ReferenceSystem):
 
     def _sympy_rhs(self, t, q1, q2, p1, p2):
         H = sympy.simplify(self._sympy_H(q1, q2, p1, p2))
-        return (sympy.diff(H, p1), sympy.diff(H, p2), -sympy.diff(H, q1), -sympy.diff(H, q2))
+        q1dot, q2dot = sympy.diff(H, p1), sympy.diff(H, p2)
+        c = sympy.Float(self.damping)
+        return (q1dot, q2dot, -sympy.diff(H, q1) - c * q1dot, -sympy.diff(H, q2) - c * q2dot)
 
 
 class Kepler(ReferenceSystem):

@@ -421,3 +421,18 @@ def test_new_systems_state_shape_error_is_pinned():
     with pytest.raises(ValueError, match=r"^`y` must have last dimension 4 for CoupledSprings "
                                          r"\(q1, q2, p1, p2\); got shape \(5, 3\)$"):
         systems.CoupledSprings()(0.0, torch.zeros(5, 3))
+
+
+def test_double_pendulum_damping_is_a_friction_force_in_each_joint():
+    dp = systems.DoublePendulum(m1=1.3, m2=0.7, l1=1.1, l2=0.8, g=9.8, damping=0.4)
+    conservative = systems.DoublePendulum(m1=1.3, m2=0.7, l1=1.1, l2=0.8, g=9.8)
+    y = _random_states(dp)
+    qdot = dp(0.0, y)[..., :2]
+    torch.testing.assert_close(dp(0.0, y) - conservative(0.0, y),
+                               torch.cat([torch.zeros_like(qdot), -0.4 * qdot], -1))
+    symbolic = dp.equations()
+    q1, q2, p1, p2 = sympy.symbols("q1 q2 p1 p2", real=True)
+    field = sympy.lambdify((q1, q2, p1, p2), [symbolic[s] for s in (q1, q2, p1, p2)])
+    row = y[0].tolist()
+    torch.testing.assert_close(torch.tensor(field(*row), dtype=y.dtype), dp(0.0, y[0]).cpu(),
+                               rtol=1e-10, atol=1e-10)
