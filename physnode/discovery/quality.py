@@ -29,8 +29,8 @@ class FitQuality:
     ----------
     rollout_error : float
         RMS over coordinates and samples of (prediction − observation), each coordinate in
-        units of its spread, predicting every observed sample from the one ``horizon − 1``
-        samples before it (back-to-back windows of the observations, the model's own
+        units of its :func:`spread`, predicting every observed sample from the one
+        ``horizon − 1`` samples before it (back-to-back windows of the observations, the model's own
         rollouts in between).
     noise : float
         The observations' noise, estimated as the residual of local quartic fits (window
@@ -76,12 +76,25 @@ def noise_level(data: Trajectories) -> torch.Tensor:
     return (sum(n * s.pow(2) for n, s in fits) / sum(n for n, _ in fits)).sqrt()
 
 
+def spread(data: Trajectories) -> torch.Tensor:
+    """Each coordinate's spread, ``(dim,)`` float64: its standard deviation over all samples,
+    and for a declared angle (``data.angles``) the pooled standard deviation within each
+    trajectory, so that whole turns added to an unwrapped angle change nothing (1 where a
+    coordinate does not vary)."""
+    y = torch.cat([tr.y.double() for tr in data])
+    result = y.std(0) if len(y) > 1 else torch.zeros(y.shape[-1], dtype=torch.float64)
+    angles = list(getattr(data, "angles", None) or ())
+    if angles:
+        centred = torch.cat([tr.y.double()[:, angles] - tr.y.double()[:, angles].mean(0)
+                             for tr in data])
+        result[angles] = centred.pow(2).mean(0).sqrt()
+    return torch.where(result > 0, result, torch.ones_like(result))
+
+
 def relative_noise(data: Trajectories) -> float:
     """The observations' noise as a fraction of their spread: the RMS over coordinates of
-    :func:`noise_level` over each coordinate's standard deviation (NaN when unknown)."""
-    spread = torch.cat([tr.y.double() for tr in data]).std(0)
-    spread = torch.where(spread > 0, spread, torch.ones_like(spread))
-    return (noise_level(data) / spread).pow(2).mean().sqrt().item()
+    :func:`noise_level` over each coordinate's :func:`spread` (NaN when unknown)."""
+    return (noise_level(data) / spread(data)).pow(2).mean().sqrt().item()
 
 
 def fit_quality(model, data: Trajectories, horizon: int = 8) -> FitQuality | None:
@@ -94,10 +107,8 @@ def fit_quality(model, data: Trajectories, horizon: int = 8) -> FitQuality | Non
         return None
     place = parameter_placement(model)
     batch = tuple(x.to(**place) for x in batch)
-    spread = torch.cat([tr.y.double() for tr in data]).std(0)
-    spread = torch.where(spread > 0, spread, torch.ones_like(spread))
     with torch.no_grad():
-        error = loss.errors(model, batch).double().cpu() / spread
+        error = loss.errors(model, batch).double().cpu() / spread(data)
     noise = relative_noise(data)
     rollout = error.pow(2).mean().sqrt().item()
     floor = max(noise, NOISE_FLOOR) if math.isfinite(noise) else NOISE_FLOOR
