@@ -3,7 +3,7 @@
 
 from .baseline import pysindy_raw
 from .discover import discover
-from .energies import hamiltonian, lagrangian
+from .energies import Lagrangian, hamiltonian, lagrangian
 from .equations import Equations, EquationSystem, round_floats
 from .library import Library
 from .methods import DiscoveryMethod, Sindy, SymbolicRegression
@@ -11,5 +11,5 @@ from .quality import FitQuality, fit_quality
 from .regenerate import regenerate
 
 __all__ = ["discover", "pysindy_raw", "Sindy", "SymbolicRegression", "DiscoveryMethod",
-           "FitQuality", "fit_quality", "regenerate", "hamiltonian", "lagrangian", "Equations",
-           "EquationSystem", "Library", "round_floats"]
+           "FitQuality", "fit_quality", "regenerate", "hamiltonian", "lagrangian", "Lagrangian",
+           "Equations", "EquationSystem", "Library", "round_floats"]

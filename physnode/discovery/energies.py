@@ -1,6 +1,9 @@
-"""Learned energies as SymPy expressions: ``hamiltonian(hnn)`` and ``lagrangian(lnn)``."""
+"""Learned energies as SymPy expressions: ``hamiltonian(hnn)``, and ``lagrangian(model)`` with
+its dissipation and equations of motion."""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 import sympy
@@ -8,7 +11,8 @@ import torch
 
 from ..data import Trajectories
 from ..models.base import parameter_placement
-from .library import declared_angles
+from .equations import Equations, round_floats
+from .library import Library, declared_angles
 from .methods import Sindy, assemble
 from .regenerate import sample_states
 from .sindy import sparse_regression
@@ -41,17 +45,207 @@ def hamiltonian(model, library="poly+trig", *, data: Trajectories | None = None,
                               n_samples, tolerance, seed)
 
 
-def lagrangian(model, library="poly+trig", *, data: Trajectories | None = None,
+def lagrangian(model, library=None, *, data: Trajectories | None = None,
                box: dict | None = None, degree: int = 4, harmonics: int = 1,
-               n_samples: int = 4000, tolerance: float = 1.5, seed: int = 0) -> sympy.Expr:
-    """The learned Lagrangian of an LNN as a sparse SymPy expression in ``(q, q̇)``.
+               n_samples: int = 4000, tolerance: float = 1.5, seed: int = 0) -> Lagrangian:
+    """The Lagrangian of a model of ``(q, q̇)`` data, as a sparse SymPy expression with its
+    Rayleigh dissipation and its Euler–Lagrange equations.
 
-    As :func:`hamiltonian`. Note the gauge freedom: ``L`` and ``a L + b`` (and ``L`` plus a
-    total time derivative) give the same motion, so only ratios of coefficients are
-    physical; physnode's LNN fixes the scale by its ``½|q̇|²`` kinetic prior.
+    ``L`` is found from the model's *motion*, not from the values of its learned scalar: a
+    Lagrangian is defined only up to a scale and a total time derivative, and a network's
+    ``L`` carries an arbitrary amount of both. Every library term ``θₖ`` is mapped to its
+    Euler–Lagrange expression ``d/dt ∂θₖ/∂q̇ − ∂θₖ/∂q`` at the model's accelerations, and
+    ``L = Σ ξₖ θₖ`` solves ``EL(L) = −∂R/∂q̇`` by the same sparse regression (and automatic
+    sparsity) as :func:`physnode.discover`. This fixes the gauge:
+
+    - total derivatives (a constant, ``c·q̇``, in one degree of freedom any ``f(q) q̇``) have
+      no Euler–Lagrange expression and drop out;
+    - the scale is fixed by the coefficient of ``q̇₁²``, set to ``½``: ``L`` is measured in
+      units of the first coordinate's inertia (multiply by a known one for physical units).
+
+    For a dissipative model the Rayleigh function ``R = ½ Σ cᵢ q̇ᵢ²`` is always part of the
+    fit (in the same units); otherwise ``R = 0``.
+
+    Parameters
+    ----------
+    model : a model whose state is ``concat(q, q̇)``, e.g. an :class:`~physnode.models.LNN`
+        or an HNN in velocity coordinates (checked: ``dq/dt`` must equal ``q̇``).
+    library : None, str or Library
+        ``None``: :meth:`Library.mechanical` (``q̇ᵢ q̇ⱼ``, ``q̇ᵢ``, ``1`` times polynomials of
+        the positions up to ``degree`` and trigonometric terms of the angles and their
+        differences). A string or a :class:`Library` as in :class:`~physnode.Sindy`. It
+        must hold ``q̇₁²``.
+    data, box, n_samples : where the motion is sampled: the states of ``data`` (where the
+        model was trained), else ``n_samples`` states drawn from ``box``, else the training
+        states that :func:`physnode.fit` kept with the model.
+    tolerance, seed : the sparsity rule and the held-out split, as in :func:`~physnode.discover`.
+
+    Examples
+    --------
+    >>> import torch, physnode as pn
+    >>> def L(y):                                  # a pendulum, in units of its inertia
+    ...     return 0.5 * y[..., 1] ** 2 + 9.81 * torch.cos(y[..., 0])
+    >>> pendulum = pn.systems.LagrangianSystem(L, dof=1)
+    >>> found = pn.discovery.lagrangian(pendulum, box={"q": (-1, 1), "qdot": (-2, 2)})
+    >>> print(found)
+    0.5*qdot**2 + 9.81*cos(q)
+    >>> print(found.equations())
+    dq/dt = qdot
+    dqdot/dt = -9.81*sin(q)
     """
-    return _scalar_expression(model, "lagrangian", library, data, box, degree, harmonics,
-                              n_samples, tolerance, seed)
+    dof = getattr(model, "dof", None)
+    names = tuple(getattr(model, "state_names", ()))
+    if not isinstance(dof, int) or len(names) != 2 * dof:
+        raise TypeError(f"`model` must be a model of (q, q̇) states with `dof` and "
+                        f"`state_names` (an LNN, an HNN with coordinates='velocity'); got "
+                        f"{type(model).__name__}")
+    symbols = tuple(sympy.Symbol(n, real=True) for n in names)
+    positions, velocities = symbols[:dof], symbols[dof:]
+    place = parameter_placement(model)
+    y = (torch.cat([tr.y for tr in data]) if data is not None and box is None
+         else sample_states(model, names, box, n_samples, seed, place["dtype"])).to(**place)
+    with torch.no_grad():
+        rate = model(torch.zeros((), **place), y)
+    y, rate = (x.detach().cpu().double().numpy() for x in (y, rate))
+    if not np.allclose(rate[:, :dof], y[:, dof:], rtol=1e-5, atol=1e-8 * np.abs(y).max()):
+        raise ValueError(f"`model` is not a model of (q, q̇) states: its dq/dt differs from "
+                         f"the velocities {names[dof:]} (a NeuralODE or an HNN in canonical "
+                         f"coordinates has no Lagrangian to recover this way)")
+    angles = declared_angles(data, model)
+    if library is None:
+        periodic = None if angles is None else [positions[i] for i in angles]
+        library = Library.mechanical(positions, velocities, degree, harmonics, periodic)
+    elif not isinstance(library, Library):
+        library = Sindy(library=library, degree=degree, harmonics=harmonics).terms(symbols,
+                                                                                    angles)
+    anchor = velocities[0] ** 2
+    if anchor not in library.terms:
+        raise ValueError(f"`library` must hold {anchor} (its coefficient fixes the scale of "
+                         f"L); got {len(library)} terms without it")
+    terms, columns = _euler_lagrange_columns(library.terms, positions, velocities,
+                                             np.concatenate([y, rate[:, dof:]], 1))
+    dissipative = bool(getattr(model, "dissipative", False))
+    friction = np.zeros((len(y) * dof, dof if dissipative else 0))
+    for i in range(friction.shape[1]):                    # ∂R/∂q̇ᵢ = cᵢ q̇ᵢ, equation i
+        friction[i * len(y):(i + 1) * len(y), i] = y[:, dof + i]
+    k0 = terms.index(anchor)
+    target = -0.5 * columns[:, k0]
+    others = [k for k in range(len(terms)) if k != k0]
+    held_out = np.tile(np.random.default_rng(seed).random(len(y)) < 0.25, dof)
+    xi, zeta, error = _regress_with(columns[:, others], friction, target, held_out, tolerance)
+    coefficients = np.zeros(len(terms))
+    coefficients[k0], coefficients[others] = 0.5, xi
+    rayleigh = sum((sympy.Float(c) / 2 * v ** 2 for c, v in zip(zeta, velocities)),
+                   sympy.Integer(0))
+    return Lagrangian(assemble(terms, coefficients), rayleigh, positions, velocities, error)
+
+
+def _euler_lagrange_columns(terms, positions, velocities, samples):
+    """Each term's Euler–Lagrange expression ``d/dt ∂θ/∂q̇ᵢ − ∂θ/∂qᵢ`` evaluated at
+    ``samples`` = rows of ``(q, q̇, q̈)``: one column per term, the equations stacked (``n·dof``
+    rows). Terms whose expression vanishes identically (total derivatives) are left out."""
+    dof = len(positions)
+    accelerations = sympy.symbols(f"_a0:{dof}", real=True)
+    kept, columns = [], []
+    for term in terms:
+        rows = [sympy.expand(_euler_lagrange(term, positions, velocities, accelerations, i))
+                for i in range(dof)]
+        if all(r == 0 for r in rows):
+            continue
+        functions = [sympy.lambdify((*positions, *velocities, *accelerations), r, "numpy")
+                     for r in rows]
+        kept.append(term)
+        columns.append(np.concatenate([np.broadcast_to(np.asarray(f(*samples.T), float),
+                                                       samples.shape[:1]) for f in functions]))
+    return kept, np.stack(columns, 1)
+
+
+def _euler_lagrange(L, positions, velocities, accelerations, i):
+    """``d/dt ∂L/∂q̇ᵢ − ∂L/∂qᵢ`` with ``d/dt`` along ``(q̇, q̈)``."""
+    momentum = sympy.diff(L, velocities[i])
+    return (sum(sympy.diff(momentum, v) * a + sympy.diff(momentum, q) * v
+                for q, v, a in zip(positions, velocities, accelerations))
+            - sympy.diff(L, positions[i]))
+
+
+def _regress_with(columns, forced, target, held_out, tolerance):
+    """Sparse ``columns @ ξ + forced @ ζ ≈ target`` with every ``forced`` column kept: the
+    forced columns are projected out first (Frisch–Waugh–Lovell), then fitted to what the
+    sparse part leaves."""
+    basis = np.linalg.qr(forced)[0]
+    fit = sparse_regression(columns - basis @ (basis.T @ columns),
+                            target - basis @ (basis.T @ target), held_out, tolerance)
+    zeta = (np.linalg.lstsq(forced, target - columns @ fit.coefficients, rcond=None)[0]
+            if forced.shape[1] else np.zeros(0))
+    return fit.coefficients, zeta, fit.score
+
+
+@dataclass(frozen=True)
+class Lagrangian:
+    """A recovered Lagrangian (see :func:`lagrangian`).
+
+    Attributes
+    ----------
+    expression : sympy.Expr
+        ``L(q, q̇)``, the coefficient of ``q̇₁²`` fixed to ``½``.
+    dissipation : sympy.Expr
+        The Rayleigh function ``R(q̇)`` in the same units (``0`` when conservative): the
+        generalised friction force is ``−∂R/∂q̇``.
+    positions, velocities : tuple of sympy.Symbol
+    held_out_error : float
+        Relative RMS residual of the Euler–Lagrange equations on held-out samples.
+    """
+
+    expression: sympy.Expr
+    dissipation: sympy.Expr
+    positions: tuple
+    velocities: tuple
+    held_out_error: float
+
+    def __str__(self) -> str:
+        return str(round_floats(self.expression, 4))
+
+    def to_latex(self, digits: int | None = None) -> str:
+        """``L = …`` (and ``R = …`` when dissipative) in LaTeX."""
+        parts = [("L", self.expression)] + ([("R", self.dissipation)]
+                                            if self.dissipation != 0 else [])
+        return " \\\\\n".join(
+            f"{name} &= {sympy.latex(e if digits is None else round_floats(e, digits))}"
+            for name, e in parts)
+
+    def equations(self) -> Equations:
+        """The equations of motion ``q̈ = M(q)⁻¹ (∂L/∂q − (∂²L/∂q̇∂q) q̇ − ∂R/∂q̇)`` by
+        Euler–Lagrange, as second-order :class:`Equations` on ``concat(q, q̇)``."""
+        dof = len(self.positions)
+        accelerations = sympy.symbols(f"_a0:{dof}", real=True)
+        residual = [_euler_lagrange(self.expression, self.positions, self.velocities,
+                                    accelerations, i)
+                    + sympy.diff(self.dissipation, self.velocities[i]) for i in range(dof)]
+        mass = sympy.Matrix(dof, dof, lambda i, j: sympy.diff(residual[i], accelerations[j]))
+        rest = sympy.Matrix([r.subs(dict.fromkeys(accelerations, 0)) for r in residual])
+        if mass.det() == 0:
+            raise ValueError(f"the Lagrangian {self} is degenerate (∂²L/∂q̇² is singular): "
+                             f"it has no equations of motion")
+        solved = mass.LUsolve(-rest)
+        rates = {**dict(zip(self.positions, self.velocities)),
+                 **{v: sympy.simplify(a) if dof == 1 else a
+                    for v, a in zip(self.velocities, solved)}}
+        return Equations(rates, second_order=True, method="euler-lagrange")
+
+    def compare(self, truth: sympy.Expr) -> dict:
+        """Compare with a known Lagrangian after bringing it to the same gauge (scaled so
+        that its ``q̇₁²`` coefficient is ``½``; constants and constant multiples of ``q̇ᵢ``
+        dropped). Returns the dictionary of :meth:`Equations.compare` for the single
+        expression ``L``."""
+        terms = sympy.expand(truth).as_coefficients_dict()
+        anchor = terms.get(self.velocities[0] ** 2, 0)
+        if anchor == 0:
+            raise ValueError(f"`truth` has no {self.velocities[0] ** 2} term to fix its scale")
+        gauge = {sympy.Integer(1), *self.velocities}
+        scaled = sum((sympy.Float(float(c / anchor) / 2) * t for t, c in terms.items()
+                      if t not in gauge), sympy.Integer(0))
+        L = sympy.Symbol("L", real=True)
+        return Equations({L: self.expression}).compare({"L": scaled})
 
 
 def _scalar_expression(model, attribute, library, data, box, degree, harmonics, n_samples,

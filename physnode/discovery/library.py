@@ -83,6 +83,34 @@ class Library:
         return cls(tuple(symbols), tuple(terms))
 
     @classmethod
+    def mechanical(cls, positions: Sequence[sympy.Symbol], velocities: Sequence[sympy.Symbol],
+                   degree: int = 4, harmonics: int = 1,
+                   periodic: Sequence[sympy.Symbol] | None = None) -> Library:
+        """The Lagrangian (or velocity-coordinate energy) of a mechanical system,
+        ``½ q̇ᵀ M(q) q̇ + A(q)·q̇ − V(q)``: monomials of the velocities of degree at most 2,
+        times functions of the configuration — polynomials of the positions up to ``degree``
+        and :meth:`angles` of the ``periodic`` positions (only trigonometric terms for those;
+        every position gets both when ``periodic`` is ``None``, not known). It holds, e.g.,
+        ``q̇₁ q̇₂ cos(q₁ − q₂)`` of a double pendulum and ``q̇² x²`` of a bead on a wire.
+
+        Examples
+        --------
+        >>> import sympy
+        >>> q, v = sympy.symbols("q v", real=True)
+        >>> Library.mechanical((q,), (v,), periodic=(q,)).terms
+        (1, v, v**2, sin(q), cos(q), v*sin(q), v*cos(q), v**2*sin(q), v**2*cos(q))
+        """
+        check_int("degree", degree, minimum=0)
+        known = () if periodic is None else tuple(periodic)
+        algebraic = [s for s in positions if s not in known]
+        configuration = cls.polynomial(algebraic or positions, degree if algebraic else 0)
+        trig = (cls.trig(positions, harmonics) if periodic is None
+                else cls.angles(known, harmonics) if known else None)
+        if trig is not None:
+            configuration = configuration + trig
+        return cls.polynomial(velocities, 2) * configuration
+
+    @classmethod
     def from_spec(cls, spec: str, symbols: Sequence[sympy.Symbol], degree: int = 3,
                   harmonics: int = 1, periodic: Sequence[sympy.Symbol] | None = None
                   ) -> Library:

@@ -10,6 +10,7 @@ import torch
 
 import physnode as pn
 from physnode.discovery import Equations, Library, Sindy
+from physnode.systems.lagrangian import euler_lagrange_acceleration
 
 q, p = sympy.symbols("q p", real=True)
 
@@ -63,20 +64,36 @@ def test_hamiltonian_of_a_known_energy_and_of_the_kept_training_states():
     assert math.isclose(coefficients["cos(q)"], -9.81, rel_tol=1e-9)
 
 
-def test_lagrangian_of_a_known_lagrangian():
-    lnn = pn.models.LNN(dof=1, hidden=8).double()
+def coefficients(expr) -> dict:
+    return {k: float(v) for k, v in sympy.expand(expr).as_coefficients_dict().items()}
 
-    class SpringLagrangian(torch.nn.Module):
-        def forward(self, y):
-            return 0.5 * y[..., 1] ** 2 - 0.5 * 2.0 * y[..., 0] ** 2
 
-    lnn.lagrangian = SpringLagrangian()
-    qdot = sympy.Symbol("qdot", real=True)
-    found = pn.discovery.lagrangian(lnn, box={"q": (-1, 1), "qdot": (-1, 1)})
-    coefficients = {str(k): v for k, v in Equations({q: found}).coefficients[q].items()}
-    assert coefficients.keys() == {"qdot**2", "q**2"}
-    assert math.isclose(coefficients["qdot**2"], 0.5) and math.isclose(coefficients["q**2"], -1)
-    assert qdot in found.free_symbols
+def test_lagrangian_is_recovered_in_its_gauge_from_the_motion():
+    # 3 L + a constant + a total derivative (2 q̇ and q̇ sin q) moves exactly like L.
+    def gauged(y):
+        q, qdot = y.unbind(-1)
+        return 3.0 * (0.5 * qdot ** 2 - q ** 2) + 5.0 + 2.0 * qdot + qdot * torch.sin(q)
+
+    found = pn.discovery.lagrangian(pn.systems.LagrangianSystem(gauged, dof=1),
+                                    box={"q": (-1, 1), "qdot": (-1, 1)})
+    q, qdot = sympy.symbols("q qdot", real=True)
+    terms = coefficients(found.expression)
+    assert set(terms) == {qdot ** 2, q ** 2}, found
+    assert math.isclose(terms[qdot ** 2], 0.5) and math.isclose(terms[q ** 2], -1.0)
+    assert found.dissipation == 0 and found.held_out_error < 1e-9
+    report = found.compare(3 * (qdot ** 2 / 2 - q ** 2) + 5 + 2 * qdot)
+    assert report["exact_support"] and report["max_relative_coefficient_error"] < 1e-9
+    assert coefficients(found.equations().equations[qdot]) == pytest.approx({q: -2.0})
+
+
+def test_lagrangian_needs_a_model_of_positions_and_velocities():
+    with pytest.raises(ValueError, match="not a model of \\(q, q̇\\) states: its dq/dt differs"):
+        pn.discovery.lagrangian(pn.models.HNN(dof=1, hidden=8),
+                                box={"q": (-1, 1), "p": (-1, 1)})
+    spring = pn.systems.LagrangianSystem(lambda y: y[..., 1] ** 2 - y[..., 0] ** 2, dof=1)
+    with pytest.raises(ValueError, match="must hold qdot\\*\\*2"):
+        pn.discovery.lagrangian(spring, library=pn.discovery.Library.polynomial(
+            sympy.symbols("q qdot", real=True)[:1], 2), box={"q": (-1, 1), "qdot": (-1, 1)})
 
 
 def test_second_order_data_gives_accelerations_and_exact_kinematics():
@@ -111,6 +128,22 @@ def test_the_parsimony_floor_follows_the_noise_of_the_observations():
     assert terms(noise=0.01) == {q, 1}                   # floor 0.01
     assert terms() == {q, 1}                             # noise unknown: 0.01
     assert terms(floor=0.1, noise=0.0) == {q}            # an explicit floor is kept
+
+
+def test_noise_and_fit_quality_do_not_change_with_whole_turns_of_an_unwrapped_angle():
+    from physnode.discovery.quality import relative_noise
+
+    data = pn.data.simulate(pn.systems.Pendulum(), n_trajectories=4, n_points=100,
+                            noise=0.02, seed=0)
+    turned = data.with_trajectories([pn.data.Trajectory(
+        tr.t, tr.y + torch.tensor([2 * math.pi * k, 0.0], dtype=tr.y.dtype))
+        for k, tr in zip((-17, 3, 40, 0), data)])
+    assert turned.angles == (0,)
+    assert math.isclose(relative_noise(turned), relative_noise(data), rel_tol=0.05)
+    assert 0.01 < relative_noise(turned) < 0.03
+    model = pn.systems.Pendulum()
+    found, truth = (pn.discovery.fit_quality(model, d) for d in (turned, data))
+    assert math.isclose(found.rollout_error, truth.rollout_error, rel_tol=0.05)
 
 
 def test_ensembling_reports_inclusion_frequencies():
@@ -272,24 +305,38 @@ def test_a_spring_in_pixels_is_not_explained_by_sines_of_its_positions():
     assert report["exact_support"] and report["max_relative_coefficient_error"] < 0.01
 
 
-def test_a_double_pendulum_lagrangian_is_recovered_with_the_angle_difference():
-    m1, m2, l1, l2, g = 1.3, 0.7, 1.1, 0.8, 9.81
+class DampedDoublePendulum:
+    """A damped double pendulum in (q, q̇) by autograd Euler–Lagrange, as a model looks."""
 
-    def lagrangian(y):
-        q1, q2, v1, v2 = y.unbind(-1)
+    dof, dissipative, angles = 2, True, (0, 1)
+    state_names = ("q1", "q2", "qdot1", "qdot2")
+
+    def __init__(self, m1=1.3, m2=0.7, l1=1.1, l2=0.8, g=9.81, damping=0.3):
+        self.m1, self.m2, self.l1, self.l2, self.g, self.damping = m1, m2, l1, l2, g, damping
+
+    def lagrangian(self, y, cos=torch.cos):
+        m1, m2, l1, l2, g = self.m1, self.m2, self.l1, self.l2, self.g
+        q1, q2, v1, v2 = y.unbind(-1) if isinstance(y, torch.Tensor) else y
         return (0.5 * (m1 + m2) * l1 ** 2 * v1 ** 2 + 0.5 * m2 * l2 ** 2 * v2 ** 2
-                + m2 * l1 * l2 * v1 * v2 * torch.cos(q1 - q2)
-                + (m1 + m2) * g * l1 * torch.cos(q1) + m2 * g * l2 * torch.cos(q2))
+                + m2 * l1 * l2 * v1 * v2 * cos(q1 - q2)
+                + (m1 + m2) * g * l1 * cos(q1) + m2 * g * l2 * cos(q2))
 
-    system = pn.systems.LagrangianSystem(lagrangian, dof=2)
-    system.lagrangian, system.angles = lagrangian, (0, 1)     # what an LNN(angles=...) has
-    found = pn.discovery.lagrangian(system, library="poly*trig", degree=2,
-                                    box={n: (-2.0, 2.0) for n in system.state_names})
-    q1, q2, v1, v2 = sympy.symbols("q1 q2 qdot1 qdot2", real=True)
-    truth = (0.5 * (m1 + m2) * l1 ** 2 * v1 ** 2 + 0.5 * m2 * l2 ** 2 * v2 ** 2
-             + m2 * l1 * l2 * v1 * v2 * sympy.cos(q1 - q2)
-             + (m1 + m2) * g * l1 * sympy.cos(q1) + m2 * g * l2 * sympy.cos(q2))
-    found_terms, true_terms = (sympy.expand(e).as_coefficients_dict() for e in (found, truth))
-    assert set(found_terms) == set(true_terms), found
-    for term, value in true_terms.items():
-        assert abs(float(found_terms[term]) - float(value)) < 1e-6 * abs(float(value))
+    def __call__(self, t, y):
+        force = -self.damping * y[..., 2:]
+        return torch.cat([y[..., 2:], euler_lagrange_acceleration(self.lagrangian, y, 2,
+                                                                 extra_force=force)], -1)
+
+
+def test_a_damped_double_pendulum_lagrangian_and_its_equations_are_recovered():
+    system = DampedDoublePendulum()
+    found = pn.discovery.lagrangian(system, box={n: (-2.0, 2.0) for n in system.state_names})
+    symbols = sympy.symbols("q1 q2 qdot1 qdot2", real=True)
+    report = found.compare(system.lagrangian(symbols, cos=sympy.cos))
+    assert report["exact_support"], found
+    assert report["max_relative_coefficient_error"] < 1e-8
+    scale = (system.m1 + system.m2) * system.l1 ** 2       # the coefficient of q̇₁² is ½
+    assert coefficients(found.dissipation) == pytest.approx(
+        {v ** 2: system.damping / scale / 2 for v in symbols[2:]}, rel=1e-8)
+    y = 2 * torch.rand(50, 4, dtype=torch.float64, generator=torch.Generator().manual_seed(0)) - 1
+    field = found.equations().to_system()
+    assert torch.allclose(field(0.0, y), system(0.0, y), rtol=1e-7, atol=1e-9)
