@@ -42,7 +42,14 @@ from .base import (
 )
 from .controllers import PredictiveController, StepSizeController
 from .explicit import combine
-from .newton import Newton, jacobian, newton_matrix, newton_solve, stage_residual
+from .newton import (
+    Newton,
+    dense_solver,
+    jacobian,
+    newton_matrix,
+    newton_solve,
+    stage_residual,
+)
 from .tableau import ButcherTableau, collocation_tableau
 
 _S6 = math.sqrt(6.0)
@@ -91,6 +98,34 @@ def radau_error_estimator(tableau: ButcherTableau) -> tuple[float, tuple[float, 
         E = [gamma * sum((b_hat[i] - tableau.b[i]) * A_inv[i, j] for i in range(s))
              for j in range(s)]
         return float(gamma), tuple(float(e) for e in E)
+
+
+@functools.cache
+def radau_eigensystem(tableau: ButcherTableau) -> tuple:
+    """``(λ, V, V⁻¹)`` with ``A⁻¹ = V diag(λ) V⁻¹``, as tuples of Python complex numbers: the
+    real eigenvalue ``γ`` first (its eigenvector scaled real), then one of each complex pair
+    (positive imaginary part), then their conjugates (conjugate eigenvectors). The Newton
+    matrix ``I − h (A ⊗ J)`` then splits into ``(λₖ/h − J)`` of size ``n`` (Hairer & Wanner II,
+    §IV.8): for real states one real and ``(s − 1)/2`` complex systems."""
+    with mpmath.workdps(40):
+        values, vectors = mpmath.eig(mpmath.inverse(mpmath.matrix(tableau.a)))
+        s = tableau.stages
+        order = sorted(range(s), key=lambda k: abs(values[k].imag))
+        real, upper = order[0], [k for k in order[1:] if values[k].imag > 0]
+        column = [vectors[i, real] for i in range(s)]
+        phase = max(column, key=abs)
+        columns = [[mpmath.re(v / phase) for v in column]]
+        columns += [[vectors[i, k] for i in range(s)] for k in upper]
+        columns += [[mpmath.conj(v) for v in c] for c in columns[1:]]
+        lam = [values[real].real] + [values[k] for k in upper]
+        lam += [mpmath.conj(x) for x in lam[1:]]
+        V = mpmath.matrix([[columns[j][i] for j in range(s)] for i in range(s)])
+        V_inv = mpmath.inverse(V)
+
+        def convert(m):
+            return tuple(tuple(complex(m[i, j]) for j in range(s)) for i in range(s))
+
+        return tuple(complex(x) for x in lam), convert(V), convert(V_inv)
 
 
 def _weights_d(tableau: ButcherTableau, dtype, device):
@@ -161,8 +196,9 @@ class ImplicitRungeKutta(FixedStepIntegrator):
             field.nlu += field.counting
             scale = 1 + y.abs()
             tol = self.newton.tol or 10 * eps
-            Z, converged, _, _, _ = newton_solve(field, t_b, y, h_b, A, c, LU, pivots, scale,
-                                                 tol, self.newton.max_iter, floor=tol)
+            Z, converged, _, _, _ = newton_solve(field, t_b, y, h_b, A, c,
+                                                 dense_solver(LU, pivots), scale, tol,
+                                                 self.newton.max_iter, floor=tol)
         if field.needs_grad:
             Z = implicit_function_correction(field, t_b, y, h_b, A, c, Z)
         y_new = y + _weights_d(self.tableau, real, y.device).to(y.dtype) @ Z
@@ -526,21 +562,56 @@ class RadauIIA(AdaptiveImplicit):
     def _kept_from(self, stages):
         return {"Z_prev": stages.Z}
 
+    @staticmethod
+    @functools.lru_cache(maxsize=16)
+    def _eigensystem(tableau, dtype, device):
+        """:func:`radau_eigensystem` as complex tensors (cached per method, dtype, device)."""
+        complex_dtype = torch.promote_types(dtype, torch.complex64)
+        return tuple(torch.tensor(x, dtype=complex_dtype, device=device)
+                     for x in radau_eigensystem(tableau))
+
     def _factorise(self, J, h):
-        """``I − h (A ⊗ J)`` for the stages, ``γ/h − J`` for the error estimate."""
-        A, _, _, _ = self.tableau.tensors(real_dtype(J.dtype), J.device)
+        """``γ/h − J`` (the real eigenvalue's system, which the error estimate shares) and
+        ``λₖ/h − J`` for the complex eigenvalues of ``A⁻¹``: one of each conjugate pair for
+        real states, every one for complex states. ``LU`` is ``(B, m, n, n)``, complex."""
         gamma = self._constants(self.tableau, real_dtype(J.dtype), J.device)[0]
         eye = torch.eye(J.shape[-1], dtype=J.dtype, device=J.device)
-        LU, pivots = torch.linalg.lu_factor(newton_matrix(A, h, J))
         LU_e, pivots_e = torch.linalg.lu_factor(gamma / h.unsqueeze(-1) * eye - J)
+        lam = self._eigensystem(self.tableau, real_dtype(J.dtype), J.device)[0]
+        lam = lam[1:1 + (self.tableau.stages - 1) // (1 if J.is_complex() else 2)]
+        Jc = J.to(lam.dtype).unsqueeze(1)
+        shifts = lam[:, None, None] / h.to(lam.dtype)[:, :, None, None]      # (B, m, 1, 1)
+        LU, pivots = torch.linalg.lu_factor(shifts * eye.to(lam.dtype) - Jc)
         return {"LU": LU, "pivots": pivots, "LU_e": LU_e, "pivots_e": pivots_e}
+
+    def _solver(self, state, h):
+        """``(I − h (A ⊗ J))⁻¹ G`` from the factors of :meth:`_factorise`: ``G`` is taken to
+        the eigenbasis of ``A⁻¹``, each block solved with its ``n × n`` factors, and taken
+        back (for real states the conjugate blocks are the conjugates of the ones solved)."""
+        lam, V, V_inv = self._eigensystem(self.tableau, h.dtype, h.device)
+        m = state.LU.shape[1]
+        h = h.to(lam.dtype)
+
+        def solve(G):
+            W = torch.einsum("ij,bjn->bin", V_inv, G.to(lam.dtype))
+            first = (lam[0] / h) * W[:, 0]
+            first = first if G.is_complex() else first.real
+            w0 = torch.linalg.lu_solve(state.LU_e, state.pivots_e,
+                                       first.unsqueeze(-1)).squeeze(-1)
+            rest = (lam[1:1 + m] / h).unsqueeze(-1) * W[:, 1:1 + m]
+            wk = torch.linalg.lu_solve(state.LU, state.pivots, rest.unsqueeze(-1)).squeeze(-1)
+            back = torch.einsum("ik,bkn->bin", V[:, 1:1 + m], wk)
+            if G.is_complex():
+                return V[:, 0, None] * w0.unsqueeze(1) + back
+            return V[:, 0, None].real * w0.unsqueeze(1) + 2 * back.real
+        return solve
 
     def _solve_stages(self, field, t, y, h, state, tolerance):
         A, _, c, _ = self.tableau.tensors(h.dtype, y.device)
         _, _, P = self._constants(self.tableau, h.dtype, y.device)
         rtol = tolerance.rtol
         Z, converged, iters, rate, _ = newton_solve(
-            field, t, y, h, A, c, state.LU, state.pivots, tolerance.scale(y, y),
+            field, t, y, h, A, c, self._solver(state, h), tolerance.scale(y, y),
             self._newton_tol(rtol, y.dtype), self.newton.max_iter,
             Z0=self._guess(state, h[:, 0], P), floor=self._roundoff(rtol, y.dtype))
         return RadauStages(y_new=y + Z[:, -1], converged=converged, iterations=iters,
@@ -682,8 +753,8 @@ class Kvaerno5(AdaptiveImplicit):
             nonlocal converged, iters, rate, nfev
             # Start from the previous stage's derivative: Z = hγ f(z_i) ≈ hγ k_{i−1}.
             Z, ok, k, r, _ = newton_solve(
-                field, t, base, h, diagonal, c[i:i + 1], state.LU, state.pivots, scale,
-                tol, self.newton.max_iter, Z0=(self.gamma * h * k_prev).unsqueeze(-2),
+                field, t, base, h, diagonal, c[i:i + 1], dense_solver(state.LU, state.pivots),
+                scale, tol, self.newton.max_iter, Z0=(self.gamma * h * k_prev).unsqueeze(-2),
                 floor=self._roundoff(rtol, y.dtype))
             converged, iters = converged & ok, torch.maximum(iters, k)
             rate = rate + r / (self.tableau.stages - 1)         # the mean over stages

@@ -91,11 +91,21 @@ class Newton:
             check_real("tol", self.tol, positive=True)
 
 
-def newton_solve(f, t, y, h, A, c, LU, pivots, scale, tol, max_iter, Z0=None, floor=0.0):
+def dense_solver(LU: torch.Tensor, pivots: torch.Tensor):
+    """The Newton step ``(I − h (A ⊗ J))⁻¹ G`` from the LU factors of the whole
+    ``(s·n) × (s·n)`` matrix: a function of ``G (B, s, n)``."""
+    def solve(G):
+        B, s, n = G.shape
+        return torch.linalg.lu_solve(LU, pivots, G.reshape(B, s * n, 1)).reshape(B, s, n)
+    return solve
+
+
+def newton_solve(f, t, y, h, A, c, solve, scale, tol, max_iter, Z0=None, floor=0.0):
     """Solve the stage equations per sample.
 
-    Parameters are batched: ``t (B,)``, ``y (B, n)``, ``h (B, 1)``, ``LU``/``pivots`` of
-    ``I − h (A ⊗ J)``, ``scale (B, n)`` the error weights. ``floor`` accepts any increment
+    Parameters are batched: ``t (B,)``, ``y (B, n)``, ``h (B, 1)``; ``solve(G)`` applies
+    ``(I − h (A ⊗ J))⁻¹`` to ``G (B, s, n)`` (:func:`dense_solver`, or a method's own
+    transformed solve); ``scale (B, n)`` the error weights. ``floor`` accepts any increment
     whose norm is below it (round-off level, for fixed-step methods).
 
     Returns ``Z (B, s, n)``, ``converged (B,)``, ``iterations (B,)``, ``rate (B,)`` and
@@ -115,7 +125,7 @@ def newton_solve(f, t, y, h, A, c, LU, pivots, scale, tol, max_iter, Z0=None, fl
     for k in range(max_iter):
         F = f(times, base + Z)
         G = torch.addcmul(Z, h3, A @ F, value=-1)                 # Z − h (A ⊗ I) F
-        dZ = torch.linalg.lu_solve(LU, pivots, G.reshape(B, s * n, 1)).reshape(B, s, n)
+        dZ = solve(G)
         norm = torch.linalg.vector_norm(dZ * weights, dim=(-2, -1))
         Z = torch.where(active[:, None, None], Z - dZ, Z)
         iterations += active

@@ -11,7 +11,8 @@ from scipy.integrate import solve_ivp
 import physnode as pn
 from physnode.integrators import METHODS
 from physnode.integrators.base import Field, Tolerance
-from physnode.integrators.implicit import radau_error_estimator
+from physnode.integrators.implicit import radau_eigensystem, radau_error_estimator
+from physnode.integrators.newton import newton_matrix
 from tests._devices import as_numpy, scipy_field, seeded
 
 FIXED = [name for name, cls in METHODS.items() if not cls.adaptive]
@@ -82,6 +83,38 @@ def test_radau_error_estimator_reproduces_radau5_constants():
     s6 = math.sqrt(6)
     assert gamma == pytest.approx(3 + 3 ** (2 / 3) - 3 ** (1 / 3), rel=1e-15)
     np.testing.assert_allclose(E, np.array([-13 - 7 * s6, -13 + 7 * s6, -1]) / 3, rtol=1e-14)
+
+
+@pytest.mark.parametrize("tab", [RADAU_IIA5, RADAU_IIA9])
+def test_radau_eigensystem_diagonalises_the_inverse_coefficients(tab):
+    lam, V, V_inv = (np.array(x) for x in radau_eigensystem(tab))
+    s = tab.stages
+    np.testing.assert_allclose(V @ np.diag(lam) @ V_inv, np.linalg.inv(np.array(tab.a)),
+                               rtol=0, atol=1e-12)
+    assert lam[0].imag == 0 and np.all(V[:, 0].imag == 0)      # the real block stays real
+    assert np.all(lam[1:(s + 1) // 2].imag > 0)
+    np.testing.assert_array_equal(lam[(s + 1) // 2:], lam[1:(s + 1) // 2].conj())
+
+
+@pytest.mark.parametrize("name", ["radau5", "radau9"])
+@pytest.mark.parametrize("dtype", [torch.float64, torch.complex128])
+def test_radau_transformed_newton_step_equals_the_full_stage_solve(name, dtype):
+    """One real n × n and (s − 1)/2 complex n × n systems (all s − 1 for complex states) give
+    the same increment as the (s·n) × (s·n) Newton matrix, per sample with its own J and h."""
+    method = METHODS[name]()
+    generator = torch.Generator().manual_seed(0)
+    B, n, s = 3, 5, method.tableau.stages
+    J = torch.randn(B, n, n, dtype=dtype, generator=generator)
+    h = torch.tensor([[0.01], [0.3], [2.0]], dtype=torch.float64)
+    G = torch.randn(B, s, n, dtype=dtype, generator=generator)
+    factors = method._factorise(J, h)
+    state = type("Factors", (), factors)
+    A = torch.tensor(method.tableau.a, dtype=torch.float64).to(dtype)
+    full = torch.linalg.solve(newton_matrix(A, h.to(dtype), J), G.reshape(B, s * n))
+    found = method._solver(state, h)(G)
+    assert found.dtype == dtype
+    torch.testing.assert_close(found, full.reshape(B, s, n), rtol=1e-10, atol=1e-12)
+    assert factors["LU"].shape == (B, (s - 1) // (1 if dtype.is_complex else 2), n, n)
 
 
 @pytest.mark.parametrize("name,stages", [("radau5", 3), ("radau9", 5)])
