@@ -13,6 +13,7 @@ accelerations against the true ones at the clean states, and the fit's wall time
 from __future__ import annotations
 
 import argparse
+import math
 import time
 
 import torch
@@ -29,17 +30,23 @@ MODELS = {
 }
 
 
-def recording(seed: int):
-    """Noisy velocity-coordinate data, and the clean states with their true rates."""
-    system = pn.systems.DoublePendulum()
+def recording(seed: int, system=None, turns: int = 0):
+    """Noisy velocity-coordinate data, and the clean states with their true rates. ``turns``:
+    each trajectory's angles are shifted by up to that many whole turns (unwrapped angles as
+    a tracker counts them)."""
+    system = system or pn.systems.DoublePendulum()
     clean = pn.data.simulate(system, n_trajectories=8, t_span=(0.0, 10.0), n_points=200,
                              noise=0.0, irregular=True, seed=seed)
     states = [system.to_velocities(tr.y.double()) for tr in clean]
     spread = torch.cat(states).std(0)
     generator = torch.Generator().manual_seed(seed + 1)
-    noisy = [Trajectory(tr.t, x + 0.01 * spread * torch.randn(x.shape, generator=generator,
-                                                             dtype=torch.float64))
-             for tr, x in zip(clean, states)]
+    noisy = []
+    for tr, x in zip(clean, states):
+        x = x + 0.01 * spread * torch.randn(x.shape, generator=generator, dtype=torch.float64)
+        if turns:
+            shift = torch.randint(-turns, turns + 1, (2,), generator=generator) * 2 * math.pi
+            x = x + torch.cat([shift, torch.zeros(2)]).double()
+        noisy.append(Trajectory(tr.t, x))
     data = Trajectories(noisy, ("q1", "q2", "q1dot", "q2dot"), angles=(0, 1))
     y = torch.cat([tr.y.double() for tr in clean])
     dy = system(0.0, y)

@@ -4,7 +4,8 @@
   methods of :mod:`.symplectic` on the same stepper. The stages are solved by simplified
   Newton to round-off; a sample whose Newton iteration fails has its step halved.
 * Adaptive, :class:`AdaptiveImplicit`: the Radau IIA methods ``radau5`` and ``radau9``
-  (:class:`RadauIIA5`, :class:`RadauIIA9`: all stages at once, one ``sn × sn`` LU) and
+  (:class:`RadauIIA5`, :class:`RadauIIA9`: all stages at once, in the eigenbasis of ``A⁻¹``:
+  one real and ``(s − 1)/2`` complex ``n × n`` LUs) and
   Kværnø's ESDIRK ``kvaerno5`` (:class:`Kvaerno5`: stages in turn, one ``n × n`` LU). They
   share one attempt (:meth:`AdaptiveImplicit.attempt`): per-sample Jacobian and LU reuse,
   a Newton tolerance from ``rtol``, the error test and the
@@ -526,7 +527,10 @@ class RadauIIA(AdaptiveImplicit):
     L-stable, stiffly accurate implicit Runge–Kutta for stiff problems, after Hairer & Wanner's
     RADAU5 and RADAU (*Solving ODEs II*, §IV.8).
 
-    The ``s`` stages are solved together (one ``sn × sn`` LU per sample); Newton starts from
+    The ``s`` stages are solved together, per sample, through the eigenbasis of ``A⁻¹`` (one
+    real and ``(s − 1)/2`` complex ``n × n`` LUs instead of one ``sn × sn``: see
+    :func:`radau_eigensystem`; the gradient path still factors the full stage Jacobian with
+    each stage's own ``J``); Newton starts from
     the previous step's collocation polynomial. The embedded error estimate is
     ``O(h^(s+1))`` (``error_order = s``), filtered through ``(γ/h − J)⁻¹``.
     """

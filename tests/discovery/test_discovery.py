@@ -87,7 +87,9 @@ def test_lagrangian_is_recovered_in_its_gauge_from_the_motion():
 
 
 def test_lagrangian_needs_a_model_of_positions_and_velocities():
-    with pytest.raises(ValueError, match="not a model of \\(q, q̇\\) states: its dq/dt differs"):
+    with pytest.raises(ValueError, match="not a model of \\(q, q̇\\) states: its dq/dt "
+                                         "differs from the velocities \\('p',\\) by [0-9.]+ of "
+                                         "their RMS \\(at most 0.1"):
         pn.discovery.lagrangian(pn.models.HNN(dof=1, hidden=8),
                                 box={"q": (-1, 1), "p": (-1, 1)})
     spring = pn.systems.LagrangianSystem(lambda y: y[..., 1] ** 2 - y[..., 0] ** 2, dof=1)
