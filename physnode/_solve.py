@@ -16,7 +16,7 @@ from ._validation import (
 )
 from .integrators import METHODS, Integrator
 from .integrators.adjoint import adjoint_parameters, solve_reversible_adjoint
-from .integrators.base import Field, Tolerance, real_dtype
+from .integrators.base import Field, Tolerance, real_dtype, tree_leaves, tree_map
 from .integrators.stepping import integrate_adaptive, integrate_fixed
 
 
@@ -60,7 +60,7 @@ def resolve_method(method) -> Integrator:
 
 def solve(f, y0: torch.Tensor, t, method="rk4", dt: float | None = None, rtol: float = 1e-6,
           atol: float = 1e-9, max_steps: int = 100_000, jac=None,
-          adjoint: bool = False) -> Solution:
+          adjoint: bool = False, args=None) -> Solution:
     """Integrate ``dy/dt = f(t, y)`` from ``y0`` and return the states at the times ``t``.
 
     Parameters
@@ -100,8 +100,17 @@ def solve(f, y0: torch.Tensor, t, method="rk4", dt: float | None = None, rtol: f
     max_steps : int
         Attempted steps per sample before :class:`physnode.IntegrationError`.
     jac : callable, optional
-        ``jac(t, y) -> (*batch, dim, dim)``, the Jacobian ``∂f/∂y`` for implicit methods, with
-        ``t`` as for ``f``; by default it comes from autograd.
+        ``jac(t, y) -> (*batch, dim, dim)`` (``jac(t, y, args)`` with ``args``), the Jacobian
+        ``∂f/∂y`` for implicit methods, with ``t`` as for ``f``; by default it comes from
+        autograd.
+    args : tensor, or tuple, list or dict of tensors, optional
+        Per-sample arguments: ``f`` is called as ``f(t, y, args)``. Each tensor's leading
+        dimensions are ``y0``'s batch dimensions ``(*batch,)``; ``f`` receives it sliced to
+        the rows being evaluated and broadcast like ``t`` (shape ``(*y.shape[:-1], *rest)``),
+        so ``mu * y`` for ``mu`` of shape ``(*batch, 1)`` works for every method. Use it, not
+        a closure, for a parameter that differs between samples: adaptive methods evaluate
+        the rows still running, which a closure's tensor does not follow. Gradients reach
+        the tensors of ``args`` (with ``adjoint=True`` too).
     adjoint : bool
         Gradients with memory that does not grow in proportion to the number of steps,
         leaving the forward pass as it is (the same values and ``stats``): methods marked
@@ -162,7 +171,8 @@ def solve(f, y0: torch.Tensor, t, method="rk4", dt: float | None = None, rtol: f
 
     batch_shape = y0.shape[:-1]
     y = y0.reshape(-1, y0.shape[-1])
-    field = Field(f, jac=jac)               # f and jac under the time convention
+    args = None if args is None else _per_sample("args", args, batch_shape, y0)
+    field = Field(f, jac=jac, args=args)    # f and jac under the time convention
     f0 = field(t[0], y)
     if not isinstance(f0, torch.Tensor) or f0.shape != y.shape:
         got = tuple(f0.shape) if isinstance(f0, torch.Tensor) else type(f0).__name__
@@ -178,7 +188,8 @@ def solve(f, y0: torch.Tensor, t, method="rk4", dt: float | None = None, rtol: f
         f0 = field(t[0], y)                 # the first stage must not see t's graph
     needs_grad = bool(f0.requires_grad)
     # Memory-saving gradients only where there is a graph to save memory on.
-    params = (adjoint_parameters(f, f0, y0) if adjoint and torch.is_grad_enabled()
+    graded = tuple(a for a in ([] if args is None else tree_leaves(args)) if a.requires_grad)
+    params = (adjoint_parameters(f, f0, y0, graded) if adjoint and torch.is_grad_enabled()
               and (needs_grad or y.requires_grad) else None)
     if params is not None and integrator.reversible:
         ys, stats = solve_reversible_adjoint(
@@ -198,6 +209,18 @@ def solve(f, y0: torch.Tensor, t, method="rk4", dt: float | None = None, rtol: f
         t = t + shift
     return Solution(t=t, ys=ys.reshape((t.shape[0], *y0.shape)), stats=stats,
                     method=integrator)
+
+
+def _per_sample(name, args, batch_shape, y0):
+    """``args`` with each tensor's batch dimensions flattened like ``y0``'s, checked."""
+    def flatten(leaf):
+        check_tensor(name, leaf)
+        if tuple(leaf.shape[:len(batch_shape)]) != tuple(batch_shape):
+            raise ValueError(f"`{name}` tensors must have y0's batch dimensions "
+                             f"{tuple(batch_shape)} first (one row per sample); got shape "
+                             f"{tuple(leaf.shape)}")
+        return leaf.to(y0.device).reshape(-1, *leaf.shape[len(batch_shape):])
+    return tree_map(flatten, args)
 
 
 def _method_table() -> str:

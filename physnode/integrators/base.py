@@ -46,15 +46,51 @@ def rms(x: torch.Tensor) -> torch.Tensor:
 class RowTime:
     """``f`` under :func:`physnode.solve`'s time convention, as a plain callable (what
     :class:`Field` applies to ``f`` and ``jac``): ``f`` receives the time of every sample as a
-    tensor of shape ``(*y.shape[:-1], 1)``."""
+    tensor of shape ``(*y.shape[:-1], 1)``, and with ``args`` (a pytree of per-sample tensors
+    whose first axis is the batch) ``f(t, y, args)`` receives them broadcast the same way,
+    each leaf of shape ``(*y.shape[:-1], *leaf.shape[1:])``."""
 
-    def __init__(self, f):
-        self.f = f
+    def __init__(self, f, args=None):
+        self.f, self.args = f, args
 
     def __call__(self, t, y):
         if t.ndim:
             t = t.unsqueeze(-1)
-        return self.f(t.expand(*y.shape[:-1], 1), y)
+        t = t.expand(*y.shape[:-1], 1)
+        if self.args is None:
+            return self.f(t, y)
+        return self.f(t, y, tree_map(lambda a: _rows_like(a, y), self.args))
+
+    def take(self, rows: torch.Tensor) -> RowTime:
+        """The same function with the ``args`` of the batch rows ``rows``."""
+        return self if self.args is None else RowTime(self.f, tree_map(lambda a: a[rows],
+                                                                       self.args))
+
+
+def _rows_like(leaf: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """A per-sample leaf ``(B, *rest)`` broadcast to the batch of ``y`` ``(B, *extra, n)``."""
+    extra = y.ndim - 2
+    return leaf.reshape(leaf.shape[:1] + (1,) * extra + leaf.shape[1:]).expand(
+        *y.shape[:-1], *leaf.shape[1:])
+
+
+def tree_map(function, tree):
+    """``function`` applied to every tensor of a pytree of tensors, tuples, lists and dicts."""
+    if isinstance(tree, torch.Tensor):
+        return function(tree)
+    if isinstance(tree, dict):
+        return {k: tree_map(function, v) for k, v in tree.items()}
+    if isinstance(tree, (tuple, list)):
+        return type(tree)(tree_map(function, v) for v in tree)
+    raise TypeError(f"`args` must be a tensor or a tuple, list or dict of them; got "
+                    f"{type(tree).__name__}")
+
+
+def tree_leaves(tree) -> list:
+    """The tensors of a pytree, in order (see :func:`tree_map`)."""
+    leaves = []
+    tree_map(leaves.append, tree)
+    return leaves
 
 
 class Field:
@@ -62,15 +98,21 @@ class Field:
     convention: ``field(t, y)`` hands ``f`` the time of every sample as a tensor of shape
     ``(*y.shape[:-1], 1)``, which broadcasts against ``y`` row by row. Integrators call it
     with a 0-d time (every sample at the same time), per-sample times ``(B,)`` for states
-    ``(B, n)``, or per-stage times ``(B, s)`` for stage states ``(B, s, n)``.
+    ``(B, n)``, or per-stage times ``(B, s)`` for stage states ``(B, s, n)``. An integrator
+    that evaluates some of its rows calls ``field.take(rows)(t[rows], y[rows])``: the
+    per-sample ``args`` follow the rows, and a field that does not follow them (a closure
+    over per-sample tensors) gets a ``ValueError`` that says so.
 
     Parameters
     ----------
     f : callable
-        The user's ``f(t, y) -> dy/dt``.
+        The user's ``f(t, y) -> dy/dt``, or ``f(t, y, args)`` with ``args``.
     jac : callable, optional
-        The user's ``jac(t, y) -> (..., n, n)``, the Jacobian ``∂f/∂y`` (same convention); by
-        default it comes from autograd.
+        The user's ``jac(t, y) -> (..., n, n)`` (``jac(t, y, args)``), the Jacobian ``∂f/∂y``
+        (same convention); by default it comes from autograd.
+    args : pytree of tensors, optional
+        Per-sample arguments, each leaf with the batch as its first axis (see
+        :class:`RowTime`).
     needs_grad : bool
         Whether the steps must be differentiable. Implicit methods solve their stages without
         a graph and then, when this is set, apply the implicit-function-theorem correction.
@@ -81,25 +123,63 @@ class Field:
         in their :class:`Attempt` instead.
     """
 
-    __slots__ = ("f", "jac", "needs_grad", "counting", "nfev", "njev", "nlu", "_rows", "_jac")
+    __slots__ = ("f", "jac", "needs_grad", "counting", "_counts", "_rows", "_user",
+                 "_subset")
 
-    def __init__(self, f, *, jac=None, needs_grad: bool = False, count: int | None = None):
-        self.f, self.needs_grad, self._jac = f, needs_grad, jac
+    def __init__(self, f, *, jac=None, args=None, needs_grad: bool = False,
+                 count: int | None = None):
+        self.f = RowTime(f, args)
+        self.needs_grad, self._user = needs_grad, (f, jac, args)
         #: ``jac`` under the time convention (None: autograd)
-        self.jac = None if jac is None else RowTime(jac)
+        self.jac = None if jac is None else RowTime(jac, args)
         self.counting, self._rows = count is not None, max(1, count or 1)
-        self.nfev = self.njev = self.nlu = 0
+        self._counts = {"nfev": 0, "njev": 0, "nlu": 0}
+        self._subset = False
 
     def variant(self, *, needs_grad: bool, count: int | None = None) -> Field:
-        """The same ``f`` and ``jac`` with other options and fresh counts."""
-        return Field(self.f, jac=self._jac, needs_grad=needs_grad, count=count)
+        """The same ``f``, ``jac`` and ``args`` with other options and fresh counts."""
+        f, jac, args = self._user
+        return Field(f, jac=jac, args=args, needs_grad=needs_grad, count=count)
+
+    def take(self, rows: torch.Tensor) -> Field:
+        """The field of the batch rows ``rows`` (a 1-D index tensor): their ``args``; the
+        counts stay shared with this field."""
+        new = object.__new__(Field)
+        new.needs_grad, new.counting, new._rows = self.needs_grad, self.counting, self._rows
+        new._counts, new._user = self._counts, self._user
+        new.f = self.f.take(rows)
+        new.jac = None if self.jac is None else self.jac.take(rows)
+        new._subset = True
+        return new
+
+    nfev = property(lambda self: self._counts["nfev"],
+                    lambda self, v: self._counts.__setitem__("nfev", v))
+    njev = property(lambda self: self._counts["njev"],
+                    lambda self, v: self._counts.__setitem__("njev", v))
+    nlu = property(lambda self: self._counts["nlu"],
+                   lambda self, v: self._counts.__setitem__("nlu", v))
 
     def __call__(self, t: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         if self.counting:
             self.nfev += y.numel() // max(1, y.shape[-1] * self._rows)
-        if t.ndim:
-            t = t.unsqueeze(-1)
-        return self.f(t.expand(*y.shape[:-1], 1), y)
+        try:
+            out = self.f(t, y)
+        except RuntimeError as err:
+            if not self._subset:
+                raise
+            raise ValueError(self._row_message(y, str(err))) from err
+        if self._subset and (not isinstance(out, torch.Tensor) or out.shape != y.shape):
+            got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+            raise ValueError(self._row_message(y, f"it returned shape {got}"))
+        return out
+
+    def _row_message(self, y, what) -> str:
+        return (f"`f` failed on states of shape {tuple(y.shape)} ({what}): integrators "
+                f"evaluate f on the rows still running, and implicit methods on all stages at "
+                f"once (*rows, stages, dim), so f(t, y) must compute each row of y from that "
+                f"row alone, broadcasting like t. A per-sample parameter that `f` closes over "
+                f"does not follow the rows: pass it as `args=` (f(t, y, args) then gets it "
+                f"sliced and broadcast to the rows)")
 
     def jacobian(self, t: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """``∂f/∂y`` at ``(t, y)``: ``(*y.shape, n)``, detached (see
@@ -109,7 +189,7 @@ class Field:
 
     def counts(self) -> dict:
         """The whole-batch counts ``{"nfev", "njev", "nlu"}`` (zeros when not counting)."""
-        return {"nfev": self.nfev, "njev": self.njev, "nlu": self.nlu}
+        return dict(self._counts)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -213,8 +213,9 @@ class ImplicitRungeKutta(FixedStepIntegrator):
                 f"{self.max_splits} times (step {h:.3g}); try a smaller dt",
                 stats=field.counts(), samples=bad, t=float(t))
         failed = (~converged).nonzero().reshape(-1)
-        y_half = self._step(field, t, y[failed], h / 2, depth + 1)
-        y_sub = self._step(field, t + h / 2, y_half, h / 2, depth + 1)
+        part = field.take(failed)
+        y_half = self._step(part, t, y[failed], h / 2, depth + 1)
+        y_sub = self._step(part, t + h / 2, y_half, h / 2, depth + 1)
         return y_new.index_put((failed,), y_sub)
 
 
@@ -234,8 +235,11 @@ class _Rows:
         self.everyone = bool(mask.all())
         self.index = None if self.everyone else mask.nonzero().reshape(-1)
 
-    def take(self, x: torch.Tensor) -> torch.Tensor:
-        return x if self.everyone else x[self.index]
+    def take(self, x):
+        """The selected rows of a tensor, or the :class:`Field` of the selected rows."""
+        if self.everyone:
+            return x
+        return x.take(self.index) if isinstance(x, Field) else x[self.index]
 
     def put(self, x: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
         return values if self.everyone else x.index_put((self.index,), values)
@@ -451,7 +455,7 @@ class AdaptiveImplicit(AdaptiveIntegrator):
         J = state.J
         if bool(recompute.any()):
             rows = _Rows(recompute)
-            J = rows.put(J, field.jacobian(rows.take(t), rows.take(y)))
+            J = rows.put(J, rows.take(field).jacobian(rows.take(t), rows.take(y)))
             njev = recompute.long()
         stale = recompute | (state.lu_h != h[:, 0])
         updates = {"J": J, "jac_current": state.jac_current | recompute}
@@ -634,7 +638,7 @@ class RadauIIA(AdaptiveImplicit):
         if not bool(refine.any()):
             return norm, None
         idx = refine.nonzero().reshape(-1)
-        f_err = field(t[idx], y[idx] + err[idx])
+        f_err = field.take(idx)(t[idx], y[idx] + err[idx])
         err_i = torch.linalg.lu_solve(state.LU_e[idx], state.pivots_e[idx],
                                       (f_err + ZE[idx]).unsqueeze(-1)).squeeze(-1)
         return norm.index_put((idx,), rms(err_i / scale[idx])), refine.long()

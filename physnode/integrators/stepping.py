@@ -241,6 +241,7 @@ def integrate_adaptive(method: AdaptiveIntegrator, field: Field, y0, t_out, f0,
         ids, t, y, h, next_out = (running.ids, running.t, running.y, running.h,
                                   running.next_out)
         state, attempts, work = running.state, running.attempts, dict(running.work)
+        rows = field.take(ids)                  # the field of the running samples
         stats = dict(stats)
         controller = method.controller
         done = 0
@@ -250,7 +251,7 @@ def integrate_adaptive(method: AdaptiveIntegrator, field: Field, y0, t_out, f0,
             target = t_out[next_out]
             lands = direction * (t + h - target) >= 0
             h_try = torch.where(lands, target - t, h)
-            result = method.attempt(field, t, y, h_try.unsqueeze(-1), state, tolerance)
+            result = method.attempt(rows, t, y, h_try.unsqueeze(-1), state, tolerance)
             accepted = result.accepted
             t = torch.where(accepted, torch.where(lands, target, t + h_try), t)
             y = torch.where(accepted.unsqueeze(-1), result.y, y)
@@ -277,6 +278,7 @@ def integrate_adaptive(method: AdaptiveIntegrator, field: Field, y0, t_out, f0,
                     if keep.numel() == 0:
                         return None, stats, outputs
                     ids, t, y, h, next_out = ids[keep], t[keep], y[keep], h[keep], next_out[keep]
+                    rows = field.take(ids)
                     work = {k: v[keep] for k, v in work.items()}
                     state = state.take(keep)
                     continue
