@@ -9,18 +9,26 @@ divergent when ``θ ≥ 1`` or the predicted error after the remaining iteration
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import torch
 
 from .._validation import check_int, check_real
 
+#: From this many state components on, the Jacobian's rows come from one batched reverse pass
+#: (``is_grads_batched``) instead of one pass per row: 7-10x faster at n = 50-400, and 2x
+#: slower for a small network field at n = 4 (``benchmarks/RESULTS.md``).
+BATCHED_ROWS = 16
+
 
 def jacobian(f, t, y: torch.Tensor, jac=None) -> torch.Tensor:
     """``∂f/∂y`` at ``(t, y)`` for a batch ``(*batch, n)``; returns ``(*batch, n, n)``.
 
-    Uses ``jac(t, y)`` when given, otherwise ``n`` reverse-mode passes through ``f`` (works for
-    any autograd-differentiable ``f``, including Hamiltonian fields that differentiate inside).
+    Uses ``jac(t, y)`` when given, otherwise reverse mode through ``f`` (works for any
+    autograd-differentiable ``f``, including Hamiltonian fields that differentiate inside): all
+    ``n`` rows in one vectorised pass from ``BATCHED_ROWS`` components on (one pass per row
+    when ``f`` has an operation without a vectorising rule, and below that size).
     Batch samples must be independent, as everywhere in physnode.
     """
     if jac is not None:
@@ -34,11 +42,30 @@ def jacobian(f, t, y: torch.Tensor, jac=None) -> torch.Tensor:
         # Complex states: the gradient of Re f_i is the conjugate of row i of the complex
         # derivative of a holomorphic f.
         part = torch.real if fy.is_complex() else (lambda x: x)
-        rows = [torch.autograd.grad(part(fy[..., i]).sum(), y_in, retain_graph=i < n - 1,
-                                    allow_unused=True, materialize_grads=True)[0]
-                for i in range(n)]
-    J = torch.stack(rows, dim=-2).detach()
+        J = _batched_rows(part(fy), y_in) if n >= BATCHED_ROWS else None
+        if J is None:
+            rows = [torch.autograd.grad(part(fy[..., i]).sum(), y_in, retain_graph=i < n - 1,
+                                        allow_unused=True, materialize_grads=True)[0]
+                    for i in range(n)]
+            J = torch.stack(rows, dim=-2)
+    J = J.detach()
     return J.conj() if J.is_complex() else J
+
+
+def _batched_rows(fy: torch.Tensor, y: torch.Tensor) -> torch.Tensor | None:
+    """Every row of ``∂fy/∂y`` from one vectorised reverse pass, or None when an operation of
+    ``f`` cannot be vectorised."""
+    n = fy.shape[-1]
+    eye = torch.eye(n, dtype=fy.dtype, device=fy.device)
+    basis = eye.reshape(n, *([1] * (fy.ndim - 1)), n).expand(n, *fy.shape)
+    try:
+        with warnings.catch_warnings():     # "no batching rule, falling back to a loop"
+            warnings.simplefilter("ignore", UserWarning)
+            (grad,) = torch.autograd.grad(fy, y, basis, retain_graph=True, allow_unused=True,
+                                          materialize_grads=True, is_grads_batched=True)
+    except RuntimeError:
+        return None
+    return grad.movedim(0, -2)
 
 
 def newton_matrix(A: torch.Tensor, h: torch.Tensor, J: torch.Tensor) -> torch.Tensor:

@@ -345,3 +345,28 @@ def test_gradcheck(name):
         k += eps
     assert math.isclose(grad_k.item(), ((up - down) / (2 * eps)).item(), rel_tol=1e-5,
                         abs_tol=1e-7)
+
+
+@pytest.mark.parametrize("field", ["network", "lagrangian"])
+def test_jacobian_rows_from_one_vectorised_pass_equal_one_pass_per_row(field, monkeypatch):
+    from physnode.integrators import newton
+
+    generator = torch.Generator().manual_seed(0)
+    if field == "network":
+        torch.manual_seed(0)
+        net = torch.nn.Sequential(torch.nn.Linear(20, 32), torch.nn.Tanh(),
+                                  torch.nn.Linear(32, 20)).double()
+
+        def f(t, y):
+            return net(y) * torch.cos(t)
+    else:                          # second derivatives inside f: Euler–Lagrange of an LNN
+        torch.manual_seed(0)
+        f = pn.models.LNN(dof=10, hidden=16).double()
+        torch.nn.init.normal_(f.lagrangian.net[-1].weight, std=0.1)   # not a free particle
+    y = torch.randn(3, 5, 20, dtype=torch.float64, generator=generator)
+    t = torch.rand(3, 5, 1, dtype=torch.float64, generator=generator)
+    assert newton.BATCHED_ROWS <= 20
+    vectorised = newton.jacobian(f, t, y)
+    monkeypatch.setattr(newton, "BATCHED_ROWS", 10 ** 9)
+    torch.testing.assert_close(vectorised, newton.jacobian(f, t, y), rtol=1e-12, atol=1e-12)
+    assert vectorised.shape == (3, 5, 20, 20)
