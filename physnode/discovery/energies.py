@@ -68,7 +68,9 @@ def lagrangian(model, library=None, *, data: Trajectories | None = None,
       units of the first coordinate's inertia (multiply by a known one for physical units).
 
     For a dissipative model the Rayleigh function ``R = ½ Σ cᵢ q̇ᵢ²`` is always part of the
-    fit (in the same units); otherwise ``R = 0``.
+    fit (in the same units), and for a damping that depends on the configuration
+    (:class:`~physnode.models.ConfigurationDamping`) so are, sparsely, the terms
+    ``q̇ᵢ q̇ⱼ g(q)`` for the library's functions ``g`` of the positions; otherwise ``R = 0``.
 
     Parameters
     ----------
@@ -129,22 +131,46 @@ def lagrangian(model, library=None, *, data: Trajectories | None = None,
     if anchor not in library.terms:
         raise ValueError(f"`library` must hold {anchor} (its coefficient fixes the scale of "
                          f"L); got {len(library)} terms without it")
-    terms, columns = _euler_lagrange_columns(library.terms, positions, velocities,
-                                             np.concatenate([y, rate[:, dof:]], 1))
-    dissipative = bool(getattr(model, "dissipative", False))
-    friction = np.zeros((len(y) * dof, dof if dissipative else 0))
-    for i in range(friction.shape[1]):                    # ∂R/∂q̇ᵢ = cᵢ q̇ᵢ, equation i
-        friction[i * len(y):(i + 1) * len(y), i] = y[:, dof + i]
+    samples = np.concatenate([y, rate[:, dof:]], 1)
+    terms, columns = _euler_lagrange_columns(library.terms, positions, velocities, samples)
+    friction = getattr(model, "friction", None)
+    # Rayleigh: ½ Σ cᵢ q̇ᵢ² always (forced), and for a damping that depends on the
+    # configuration q̇ᵢ q̇ⱼ g(q) for the configuration functions g of the library (sparse).
+    forced = [v ** 2 / 2 for v in velocities] if getattr(model, "dissipative", False) else []
+    extra = (_rayleigh_terms(library, positions, velocities)
+             if getattr(friction, "varies", False) else [])
+    forced_columns = _friction_columns(forced, positions, velocities, samples)
+    extra_columns = _friction_columns(extra, positions, velocities, samples)
     k0 = terms.index(anchor)
     target = -0.5 * columns[:, k0]
     others = [k for k in range(len(terms)) if k != k0]
     held_out = np.tile(np.random.default_rng(seed).random(len(y)) < 0.25, dof)
-    xi, zeta, error = _regress_with(columns[:, others], friction, target, held_out, tolerance)
+    xi, zeta, error = _regress_with(np.concatenate([columns[:, others], extra_columns], 1),
+                                    forced_columns, target, held_out, tolerance)
     coefficients = np.zeros(len(terms))
-    coefficients[k0], coefficients[others] = 0.5, xi
-    rayleigh = sum((sympy.Float(c) / 2 * v ** 2 for c, v in zip(zeta, velocities)),
-                   sympy.Integer(0))
+    coefficients[k0], coefficients[others] = 0.5, xi[:len(others)]
+    rayleigh = assemble(forced + extra, np.concatenate([zeta, xi[len(others):]]))
     return Lagrangian(assemble(terms, coefficients), rayleigh, positions, velocities, error)
+
+
+def _rayleigh_terms(library, positions, velocities) -> list:
+    """``q̇ᵢ q̇ⱼ g(q)`` for the library's functions ``g`` of the positions alone (the constant
+    only off the diagonal: ``½ q̇ᵢ²`` is always fitted)."""
+    configuration = [t for t in library.terms if not t.free_symbols & set(velocities)]
+    pairs = [(a, b) for i, a in enumerate(velocities) for b in velocities[i:]]
+    return [a * b * g for a, b in pairs for g in configuration if not (a == b and g == 1)]
+
+
+def _friction_columns(terms, positions, velocities, samples) -> np.ndarray:
+    """``∂ρ/∂q̇ᵢ`` of each Rayleigh term ``ρ`` at ``samples``, equations stacked like
+    :func:`_euler_lagrange_columns`; ``(n·dof, len(terms))``."""
+    n, columns = len(samples), []
+    for term in terms:
+        functions = [sympy.lambdify((*positions, *velocities), sympy.diff(term, v), "numpy")
+                     for v in velocities]
+        columns.append(np.concatenate([np.broadcast_to(np.asarray(
+            f(*samples[:, :2 * len(positions)].T), float), (n,)) for f in functions]))
+    return np.stack(columns, 1) if columns else np.zeros((n * len(velocities), 0))
 
 
 def _euler_lagrange_columns(terms, positions, velocities, samples):
@@ -196,7 +222,7 @@ class Lagrangian:
     expression : sympy.Expr
         ``L(q, q̇)``, the coefficient of ``q̇₁²`` fixed to ``½``.
     dissipation : sympy.Expr
-        The Rayleigh function ``R(q̇)`` in the same units (``0`` when conservative): the
+        The Rayleigh function ``R(q, q̇)`` in the same units (``0`` when conservative): the
         generalised friction force is ``−∂R/∂q̇``.
     positions, velocities : tuple of sympy.Symbol
     held_out_error : float

@@ -1,6 +1,7 @@
 """Learned systems: ``nn.Module`` vector fields usable wherever a System is."""
 
 from .base import PhysicsModel, load
+from .damping import ConfigurationDamping, ConstantDamping
 from .hnn import HNN
 from .lnn import LNN
 from .mass import ConfigurationMass, DiagonalMass, UnitMass
@@ -9,4 +10,4 @@ from .neural_ode import NeuralODE
 MODELS = {cls.__name__: cls for cls in (NeuralODE, HNN, LNN)}
 
 __all__ = ["PhysicsModel", "NeuralODE", "HNN", "LNN", "load", "MODELS", "UnitMass",
-           "DiagonalMass", "ConfigurationMass"]
+           "DiagonalMass", "ConfigurationMass", "ConstantDamping", "ConfigurationDamping"]

@@ -210,6 +210,8 @@ class ViscousDamping(nn.Module):
     from the training data) makes ``softplus(GAIN · raw)`` a damping relative to the motion's
     own rates; it starts at ``softplus(−3) ≈ 0.05``, nearly conservative."""
 
+    varies = False
+
     def __init__(self, dof: int):
         super().__init__()
         self.raw = nn.Parameter(torch.full((dof,), -3.0 / GAIN))
@@ -219,7 +221,16 @@ class ViscousDamping(nn.Module):
     def coefficients(self) -> torch.Tensor:
         return self.scale * softplus(GAIN * self.raw)
 
-    def forward(self, velocity: torch.Tensor) -> torch.Tensor:
+    def adapt(self, scale: torch.Tensor, q_loc: torch.Tensor, q_scale: torch.Tensor) -> None:
+        """Set the units of ``D`` (per degree of freedom); the positions' statistics are for
+        dampings that depend on them."""
+        self.scale.copy_(scale)
+
+    def matrix(self, q: torch.Tensor) -> torch.Tensor:
+        """``D`` as a ``(*batch, dof, dof)`` matrix."""
+        return torch.diag_embed(self.coefficients.to(q).expand(q.shape))
+
+    def forward(self, q: torch.Tensor, velocity: torch.Tensor) -> torch.Tensor:
         """The friction ``D v`` (to subtract), shape of ``velocity``."""
         return self.coefficients.to(velocity) * velocity
 
@@ -296,12 +307,25 @@ class PhysicsModel(nn.Module):
     @property
     def damping(self) -> torch.Tensor:
         """The learned viscous coefficients ``D ≥ 0`` of a dissipative model's ``friction``
-        (zeros for a conservative one)."""
+        (zeros for a conservative one); see :meth:`damping_matrix` for a damping that depends
+        on the configuration."""
         # No class-level default: it would shadow the submodule nn.Module registers.
         friction = getattr(self, "friction", None)
         if friction is None:
             return torch.zeros(getattr(self, "dof", self.dim))
+        if friction.varies:
+            raise ValueError("this model's damping depends on the configuration; use "
+                             "damping_matrix(q)")
         return friction.coefficients
+
+    def damping_matrix(self, q: torch.Tensor) -> torch.Tensor:
+        """``D(q)`` of the Rayleigh function ``½ q̇ᵀ D(q) q̇``, shape ``(*batch, dof, dof)``
+        (zeros for a conservative model)."""
+        friction = getattr(self, "friction", None)
+        dof = getattr(self, "dof", self.dim)
+        if friction is None:
+            return q.new_zeros(*q.shape[:-1], dof, dof)
+        return friction.matrix(q)
 
     def save(self, path) -> Path:
         """Write weights and configuration to ``path`` atomically (temporary file + rename)."""

@@ -19,7 +19,6 @@ from .base import (
     DataScales,
     NormalizedInput,
     PhysicsModel,
-    ViscousDamping,
     angle_chain_rule,
     check_architecture,
     embed_angles,
@@ -27,6 +26,7 @@ from .base import (
     mlp,
     mlp_input_gradient,
 )
+from .damping import damping_spec, saved
 from .mass import DiagonalMass, UnitMass, mass_spec
 
 COORDINATES = ("canonical", "velocity")
@@ -96,8 +96,12 @@ class HNN(PhysicsModel):
         Width and number of hidden layers of the energy network(s).
     separable : bool
         Learn ``H = T(p) + V(q)`` (two networks).
-    dissipative : bool
-        Add learned non-negative viscous damping ``D`` (``self.damping``, one per dof).
+    dissipative : bool, :class:`~physnode.models.ConstantDamping` or \
+:class:`~physnode.models.ConfigurationDamping`
+        Add a learned friction ``−D q̇`` on ``ṗ``: ``True`` (or ``ConstantDamping()``) for
+        non-negative viscous coefficients, one per dof (``self.damping``);
+        ``ConfigurationDamping()`` for a ``D(q)`` positive semi-definite at every
+        configuration (``self.damping_matrix(q)``).
     activation : str
         Smooth activation of the energy network (``"tanh"`` by default).
     coordinates : ``"canonical"`` or ``"velocity"``
@@ -149,8 +153,9 @@ class HNN(PhysicsModel):
         spec = mass_spec(DiagonalMass() if learn_mass else
                          UnitMass() if mass is None else mass)
         self.angles = check_angles("angles", angles, dof, "positions q")
+        damping = damping_spec(dissipative)
         self.config = {"dof": dof, "hidden": hidden, "layers": layers,
-                       "separable": bool(separable), "dissipative": bool(dissipative),
+                       "separable": bool(separable), "dissipative": saved(damping),
                        "activation": activation, "coordinates": coordinates,
                        "angles": list(self.angles)}
         if coordinates == "velocity":
@@ -164,12 +169,12 @@ class HNN(PhysicsModel):
         # rollouts stay symplectic in (q, p); a configuration-dependent one does not.
         self.inertia = spec.build(dof, self.angles) if coordinates == "velocity" else None
         self._register_load_state_dict_pre_hook(_renamed_mass)
-        self.separable, self.dissipative = bool(separable), bool(dissipative)
+        self.separable, self.dissipative = bool(separable), damping is not None
         self._register_state_range(2 * dof)
         self.hamiltonian = (SeparableEnergy(dof, hidden, layers, activation, self.angles)
                             if separable
                             else ScalarNet(2 * dof, hidden, layers, activation, self.angles))
-        self.friction = ViscousDamping(dof) if self.dissipative else None
+        self.friction = None if damping is None else damping.build(dof, self.angles)
 
     def _adapt(self, scales: DataScales) -> None:
         """Normalise ``H`` so that ``J∇H`` has the data's rates with O(1) network gradients.
@@ -188,7 +193,7 @@ class HNN(PhysicsModel):
         h = geometric_mean(torch.cat([rq * beta, rp * alpha]))
         self.hamiltonian.set_normalization(scales.loc, torch.cat([alpha, beta]), h)
         if self.friction is not None:
-            self.friction.scale.copy_(rp / rq)
+            self.friction.adapt(rp / rq, scales.loc[:d], scales.scale[:d])
         if isinstance(self.inertia, NormalizedInput):
             self.inertia.set_normalization(scales.loc[:d], scales.scale[:d], 1.0)
 
@@ -242,7 +247,7 @@ class HNN(PhysicsModel):
         d = self.dof
         qdot, pdot = grad[..., d:], -grad[..., :d]
         if self.friction is not None:
-            pdot = pdot - self.friction(qdot)                     # D ∂H/∂p = D q̇
+            pdot = pdot - self.friction(y[..., :d], qdot)        # D(q) ∂H/∂p = D q̇
         if self.inertia is not None:                              # back to (q, q̇)
             pdot = self.inertia.velocity_rate(y[..., :d], y[..., d:], qdot, pdot)
         return torch.cat([qdot, pdot], -1)

@@ -22,12 +22,12 @@ from .base import (
     DataScales,
     NormalizedInput,
     PhysicsModel,
-    ViscousDamping,
     check_architecture,
     embed_angles,
     geometric_mean,
     mlp,
 )
+from .damping import damping_spec, saved
 
 
 class LearnedLagrangian(NormalizedInput):
@@ -57,9 +57,12 @@ class LNN(PhysicsModel):
         Degrees of freedom; states have width ``2*dof``.
     hidden, layers : int
         Width and number of hidden layers.
-    dissipative : bool
-        Add a learned Rayleigh dissipation: generalised force ``−D q̇`` with diagonal
-        ``D ≥ 0`` (``self.damping``).
+    dissipative : bool, :class:`~physnode.models.ConstantDamping` or \
+:class:`~physnode.models.ConfigurationDamping`
+        Add a learned Rayleigh dissipation, generalised force ``−D q̇``: ``True`` (or
+        ``ConstantDamping()``) for a diagonal ``D ≥ 0`` (``self.damping``),
+        ``ConfigurationDamping()`` for a ``D(q)`` positive semi-definite at every
+        configuration (``self.damping_matrix(q)``).
     activation : str
         ``"softplus"`` by default: twice differentiable with non-vanishing second derivative,
         which the Euler–Lagrange Hessian needs.
@@ -83,15 +86,16 @@ class LNN(PhysicsModel):
         check_int("dof", dof, minimum=1)
         check_architecture(hidden, layers)
         self.angles = check_angles("angles", angles, dof, "positions q")
+        damping = damping_spec(dissipative)
         self.config = {"dof": dof, "hidden": hidden, "layers": layers,
-                       "dissipative": bool(dissipative), "activation": activation,
+                       "dissipative": saved(damping), "activation": activation,
                        "angles": list(self.angles)}
         self.dof, self.dim = dof, 2 * dof
         self.state_names = velocity_names(dof)
-        self.dissipative = bool(dissipative)
+        self.dissipative = damping is not None
         self._register_state_range(2 * dof)
         self.lagrangian = LearnedLagrangian(dof, hidden, layers, activation, self.angles)
-        self.friction = ViscousDamping(dof) if self.dissipative else None
+        self.friction = None if damping is None else damping.build(dof, self.angles)
 
     def _adapt(self, scales: DataScales) -> None:
         """Normalised coordinates; ``R`` = the geometric mean of ``rate(q̇)·σ(q)/σ(q̇)²`` (the
@@ -102,12 +106,12 @@ class LNN(PhysicsModel):
         self.lagrangian.set_normalization(scales.loc, scales.scale,
                                           geometric_mean(rv * sq / sv ** 2))
         if self.friction is not None:
-            self.friction.scale.copy_(rv / sv ** 3)
+            self.friction.adapt(rv / sv ** 3, scales.loc[:d], scales.scale[:d])
 
     def forward(self, t, y: torch.Tensor) -> torch.Tensor:
         check_state("y", y, self.dim, "LNN", self.state_names)
         qdot = y[..., self.dof:]
-        force = None if self.friction is None else -self.friction(qdot)
+        force = None if self.friction is None else -self.friction(y[..., :self.dof], qdot)
         return torch.cat([qdot, euler_lagrange_acceleration(self.lagrangian, y, self.dof,
                                                             extra_force=force)], -1)
 

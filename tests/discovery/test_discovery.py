@@ -362,3 +362,35 @@ def test_an_imperfect_model_still_gives_the_sparse_lagrangian():
     report = found.compare(DampedDoublePendulum().lagrangian(symbols, cos=sympy.cos))
     assert report["exact_support"], found
     assert report["max_relative_coefficient_error"] < 0.05 and found.held_out_error > 0.003
+
+
+class PendulumWithAngleFriction:
+    """A pendulum whose joint friction changes with its angle, D(q) = c (1 + ½ cos q), as a
+    model with a configuration damping looks to ``lagrangian``."""
+
+    dof, dissipative, angles = 1, True, (0,)
+    state_names = ("q", "qdot")
+    friction = type("Friction", (), {"varies": True})()
+
+    @staticmethod
+    def lagrangian(y):
+        return 0.5 * y[..., 1] ** 2 + 9.81 * torch.cos(y[..., 0])
+
+    def __call__(self, t, y):
+        q, qdot = y[..., :1], y[..., 1:]
+        force = -0.4 * (1 + 0.5 * torch.cos(q)) * qdot
+        return torch.cat([qdot, euler_lagrange_acceleration(self.lagrangian, y, 1,
+                                                           extra_force=force)], -1)
+
+
+def test_a_rayleigh_function_that_depends_on_the_configuration_is_recovered():
+    found = pn.discovery.lagrangian(PendulumWithAngleFriction(),
+                                    box={"q": (-2.0, 2.0), "qdot": (-2.0, 2.0)})
+    q, qdot = sympy.symbols("q qdot", real=True)
+    assert coefficients(found.expression) == pytest.approx({qdot ** 2: 0.5, sympy.cos(q): 9.81})
+    # R = ½ · 0.4 q̇² + ½ · 0.2 q̇² cos q
+    assert coefficients(found.dissipation) == pytest.approx(
+        {qdot ** 2: 0.2, qdot ** 2 * sympy.cos(q): 0.1})
+    field = found.equations().to_system()
+    y = torch.rand(20, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    torch.testing.assert_close(field(0.0, y), PendulumWithAngleFriction()(0.0, y))

@@ -2,6 +2,8 @@
 structure (conservation, dissipation) for any weights."""
 
 import math
+import tempfile
+from pathlib import Path
 
 import pytest
 import torch
@@ -299,6 +301,52 @@ def test_a_learned_configuration_mass_is_spd_and_its_tangent_is_exact():
     saved.load_state_dict(hnn.state_dict())
     x = torch.randn(4, 6, dtype=torch.float64)
     torch.testing.assert_close(saved(0.0, x), hnn(0.0, x))
+
+
+@pytest.mark.parametrize("model", ["HNN", "LNN"])
+def test_a_configuration_damping_is_positive_semidefinite_and_only_takes_energy(model):
+    spec = pn.models.ConfigurationDamping(hidden=16)
+    make = {"HNN": lambda: pn.models.HNN(dof=2, hidden=8, angles=(0,), dissipative=spec),
+            "LNN": lambda: pn.models.LNN(dof=2, hidden=8, angles=(0,), dissipative=spec)}
+    torch.manual_seed(0)
+    m = make[model]().double()
+    with torch.no_grad():                       # away from the start, and not conservative
+        for p in m.parameters():
+            p.add_(0.3 * torch.randn_like(p))
+        m.friction.raw.fill_(1.0)
+    q = 3 * torch.randn(200, 2, dtype=torch.float64)
+    D = m.damping_matrix(q)
+    torch.testing.assert_close(D, D.transpose(-1, -2))
+    assert torch.linalg.eigvalsh(D).min() > 0 and (D[:, 0, 1].abs() > 1e-3).any()
+    # A turn of the angle changes nothing.
+    torch.testing.assert_close(m.damping_matrix(q + torch.tensor([2 * math.pi, 0.0],
+                                                                  dtype=torch.float64)), D)
+    # dE/dt = −q̇ᵀ D(q) q̇ < 0 along the learned motion, and exactly that.
+    y = torch.randn(200, 4, dtype=torch.float64).requires_grad_()
+    energy = m.energy(y)
+    (grad,) = torch.autograd.grad(energy.sum(), y)
+    rate = (grad * m(0.0, y)).sum(-1)
+    qdot = m(0.0, y)[:, :2] if model == "HNN" else y[:, 2:]
+    loss = torch.einsum("bi,bij,bj->b", qdot, m.damping_matrix(y[:, :2]), qdot)
+    torch.testing.assert_close(rate, -loss.detach(), rtol=1e-8, atol=1e-10)
+    assert (rate < 0).all()
+    with pytest.raises(ValueError, match=r"^this model's damping depends on the "
+                                         r"configuration; use damping_matrix\(q\)$"):
+        _ = m.damping
+    saved = pn.models.load(m.save(Path(tempfile.mkdtemp()) / "model.pt")).double()
+    assert saved.config["dissipative"] == spec.config()
+    # (loading builds float32 parameters: the round trip is exact to float32)
+    torch.testing.assert_close(saved(0.0, y.detach()), m(0.0, y.detach()), rtol=1e-5,
+                               atol=1e-6)
+
+
+def test_a_damping_spec_is_checked():
+    with pytest.raises(TypeError, match=r"^`dissipative` must be True, False, "
+                                        r"ConstantDamping\(\) or ConfigurationDamping\(...\); "
+                                        r"got str$"):
+        pn.models.LNN(dof=1, dissipative="yes")
+    assert pn.models.HNN(dof=1, dissipative=pn.models.ConstantDamping()).config[
+        "dissipative"] is True                                 # saved as before
 
 
 @pytest.mark.parametrize("kwargs,message", [
