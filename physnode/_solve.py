@@ -189,8 +189,12 @@ def solve(f, y0: torch.Tensor, t, method="rk4", dt: float | None = None, rtol: f
     needs_grad = bool(f0.requires_grad)
     # Memory-saving gradients only where there is a graph to save memory on.
     graded = tuple(a for a in ([] if args is None else tree_leaves(args)) if a.requires_grad)
-    params = (adjoint_parameters(f, f0, y0, graded) if adjoint and torch.is_grad_enabled()
-              and (needs_grad or y.requires_grad) else None)
+    params = None
+    if adjoint and torch.is_grad_enabled() and (needs_grad or y.requires_grad):
+        # What f depends on besides y and args, seen with both detached.
+        detached = None if args is None else tree_map(torch.Tensor.detach, args)
+        rest = Field(f, args=detached)(t[0], y.detach())
+        params = adjoint_parameters(f, rest, y0, graded)
     if params is not None and integrator.reversible:
         ys, stats = solve_reversible_adjoint(
             integrator, field.variant(needs_grad=needs_grad), y, t, dt, params)
@@ -212,13 +216,20 @@ def solve(f, y0: torch.Tensor, t, method="rk4", dt: float | None = None, rtol: f
 
 
 def _per_sample(name, args, batch_shape, y0):
-    """``args`` with each tensor's batch dimensions flattened like ``y0``'s, checked."""
+    """``args`` with each tensor's batch dimensions flattened like ``y0``'s, checked, and
+    floating-point tensors in ``y0``'s precision (real ones stay real for complex states)."""
     def flatten(leaf):
-        check_tensor(name, leaf)
+        if not isinstance(leaf, torch.Tensor):
+            raise TypeError(f"`{name}` must be a tensor or a tuple, list or dict of tensors; "
+                            f"got {type(leaf).__name__}")
         if tuple(leaf.shape[:len(batch_shape)]) != tuple(batch_shape):
             raise ValueError(f"`{name}` tensors must have y0's batch dimensions "
                              f"{tuple(batch_shape)} first (one row per sample); got shape "
                              f"{tuple(leaf.shape)}")
+        if leaf.is_complex():
+            leaf = leaf.to(y0.dtype if y0.is_complex() else leaf.dtype)
+        elif leaf.is_floating_point():
+            leaf = leaf.to(real_dtype(y0.dtype))
         return leaf.to(y0.device).reshape(-1, *leaf.shape[len(batch_shape):])
     return tree_map(flatten, args)
 

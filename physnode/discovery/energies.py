@@ -45,8 +45,32 @@ def hamiltonian(model, library="poly+trig", *, data: Trajectories | None = None,
     >>> print(pn.discovery.round_floats(H, 6))
     0.5*p**2 - 9.81*cos(q)
     """
-    return _scalar_expression(model, "hamiltonian", library, data, box, degree, harmonics,
-                              n_samples, tolerance, seed)
+    scalar = getattr(model, "hamiltonian", None)
+    if not callable(scalar):
+        raise TypeError(f"`model` has no learned hamiltonian (expected an HNN); got "
+                        f"{type(model).__name__}")
+    names = tuple(model.state_names)
+    symbols = tuple(sympy.Symbol(n, real=True) for n in names)
+    y = _states(model, names, data, box, n_samples, seed)
+    with torch.no_grad():
+        values = scalar(y).detach().cpu().double().numpy()
+    lib = Sindy(library=library, degree=degree, harmonics=harmonics).terms(
+        symbols, declared_angles(data, model))
+    lib = type(lib)(symbols, (sympy.Integer(1),) + lib.terms)
+    held_out = np.random.default_rng(seed).random(len(values)) < 0.25
+    states = y.detach().cpu().double().numpy()
+    fit = sparse_regression(lib.matrix(states), values, held_out, tolerance)
+    expression = assemble(lib.terms, fit.coefficients)
+    return expression - expression.as_coeff_Add()[0]
+
+
+def _states(model, names, data, box, n_samples, seed) -> torch.Tensor:
+    """Where a learned scalar or motion is sampled: the states of ``data`` (where the model
+    was trained: its extrapolation to the corners of a box is poor), else ``n_samples``
+    drawn from ``box``, else the training states the model kept; on the model's device."""
+    place = parameter_placement(model)
+    return (torch.cat([tr.y for tr in data]) if data is not None and box is None
+            else sample_states(model, names, box, n_samples, seed, place["dtype"])).to(**place)
 
 
 def lagrangian(model, library=None, *, data: Trajectories | None = None,
@@ -81,7 +105,9 @@ def lagrangian(model, library=None, *, data: Trajectories | None = None,
         ``None``: :meth:`Library.mechanical` (``q̇ᵢ q̇ⱼ``, ``q̇ᵢ``, ``1`` times polynomials of
         the positions up to ``degree`` and trigonometric terms of the angles and their
         differences). A string or a :class:`Library` as in :class:`~physnode.Sindy`. It
-        must hold ``q̇₁²``.
+        must hold ``q̇₁²``, and the first coordinate's inertia must have a constant part
+        (order the coordinates so: with polar ``(r, θ)``, ``L = ½ (ṙ² + r² θ̇²)`` works, and
+        ``(θ, r)`` does not).
     data, box, n_samples : where the motion is sampled: the states of ``data`` (where the
         model was trained), else ``n_samples`` states drawn from ``box``, else the training
         states that :func:`physnode.fit` kept with the model.
@@ -108,11 +134,9 @@ def lagrangian(model, library=None, *, data: Trajectories | None = None,
                         f"{type(model).__name__}")
     symbols = tuple(sympy.Symbol(n, real=True) for n in names)
     positions, velocities = symbols[:dof], symbols[dof:]
-    place = parameter_placement(model)
-    y = (torch.cat([tr.y for tr in data]) if data is not None and box is None
-         else sample_states(model, names, box, n_samples, seed, place["dtype"])).to(**place)
+    y = _states(model, names, data, box, n_samples, seed)
     with torch.no_grad():
-        rate = model(torch.zeros((), **place), y)
+        rate = model(torch.zeros((), dtype=y.dtype, device=y.device), y)
     y, rate = (x.detach().cpu().double().numpy() for x in (y, rate))
     slip = np.sqrt(np.mean((rate[:, :dof] - y[:, dof:]) ** 2) / np.mean(y[:, dof:] ** 2))
     if not slip <= KINEMATIC_SLIP:
@@ -137,7 +161,7 @@ def lagrangian(model, library=None, *, data: Trajectories | None = None,
     # Rayleigh: ½ Σ cᵢ q̇ᵢ² always (forced), and for a damping that depends on the
     # configuration q̇ᵢ q̇ⱼ g(q) for the configuration functions g of the library (sparse).
     forced = [v ** 2 / 2 for v in velocities] if getattr(model, "dissipative", False) else []
-    extra = (_rayleigh_terms(library, positions, velocities)
+    extra = (_rayleigh_terms(library, velocities)
              if getattr(friction, "varies", False) else [])
     forced_columns = _friction_columns(forced, positions, velocities, samples)
     extra_columns = _friction_columns(extra, positions, velocities, samples)
@@ -153,7 +177,7 @@ def lagrangian(model, library=None, *, data: Trajectories | None = None,
     return Lagrangian(assemble(terms, coefficients), rayleigh, positions, velocities, error)
 
 
-def _rayleigh_terms(library, positions, velocities) -> list:
+def _rayleigh_terms(library, velocities) -> list:
     """``q̇ᵢ q̇ⱼ g(q)`` for the library's functions ``g`` of the positions alone (the constant
     only off the diagonal: ``½ q̇ᵢ²`` is always fitted)."""
     configuration = [t for t in library.terms if not t.free_symbols & set(velocities)]
@@ -279,28 +303,3 @@ class Lagrangian:
                       if t not in gauge), sympy.Integer(0))
         L = sympy.Symbol("L", real=True)
         return Equations({L: self.expression}).compare({"L": scaled})
-
-
-def _scalar_expression(model, attribute, library, data, box, degree, harmonics, n_samples,
-                       tolerance, seed):
-    scalar = getattr(model, attribute, None)
-    if not callable(scalar):
-        raise TypeError(f"`model` has no learned {attribute} (expected "
-                        f"{'an HNN' if attribute == 'hamiltonian' else 'an LNN'}); "
-                        f"got {type(model).__name__}")
-    names = tuple(model.state_names)
-    symbols = tuple(sympy.Symbol(n, real=True) for n in names)
-    place = parameter_placement(model)
-    # Where the model was trained: its extrapolation to the corners of a box is poor.
-    y = (torch.cat([tr.y for tr in data]) if data is not None and box is None
-         else sample_states(model, names, box, n_samples, seed, place["dtype"])).to(**place)
-    with torch.no_grad():
-        values = scalar(y).detach().cpu().double().numpy()
-    lib = Sindy(library=library, degree=degree, harmonics=harmonics).terms(
-        symbols, declared_angles(data, model))
-    lib = type(lib)(symbols, (sympy.Integer(1),) + lib.terms)
-    held_out = np.random.default_rng(seed).random(len(values)) < 0.25
-    states = y.detach().cpu().double().numpy()
-    fit = sparse_regression(lib.matrix(states), values, held_out, tolerance)
-    expression = assemble(lib.terms, fit.coefficients)
-    return expression - expression.as_coeff_Add()[0]

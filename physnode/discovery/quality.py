@@ -78,16 +78,20 @@ def noise_level(data: Trajectories) -> torch.Tensor:
 
 def spread(data: Trajectories) -> torch.Tensor:
     """Each coordinate's spread, ``(dim,)`` float64: its standard deviation over all samples,
-    and for a declared angle (``data.angles``) the pooled standard deviation within each
-    trajectory, so that whole turns added to an unwrapped angle change nothing (1 where a
-    coordinate does not vary)."""
-    y = torch.cat([tr.y.double() for tr in data])
-    result = y.std(0) if len(y) > 1 else torch.zeros(y.shape[-1], dtype=torch.float64)
+    after bringing each trajectory's declared angles (``data.angles``) within half a turn of
+    zero by whole turns, so that the turns an unwrapped angle has made change nothing (1
+    where a coordinate does not vary)."""
     angles = list(getattr(data, "angles", None) or ())
-    if angles:
-        centred = torch.cat([tr.y.double()[:, angles] - tr.y.double()[:, angles].mean(0)
-                             for tr in data])
-        result[angles] = centred.pow(2).mean(0).sqrt()
+    parts = []
+    for tr in data:
+        y = tr.y.double()
+        if angles:
+            turns = torch.round(y[:, angles].mean(0) / (2 * math.pi)) * 2 * math.pi
+            y = y.clone()
+            y[:, angles] -= turns
+        parts.append(y)
+    y = torch.cat(parts)
+    result = y.std(0) if len(y) > 1 else torch.zeros(y.shape[-1], dtype=torch.float64)
     return torch.where(result > 0, result, torch.ones_like(result))
 
 

@@ -128,8 +128,8 @@ class _Scorer:
         G, b = self.gram[rows, cols], self.moment[supports]
         try:
             xi = np.linalg.solve(G, b[..., None])[..., 0]
-        except np.linalg.LinAlgError:                   # a singular support: one by one
-            xi = np.stack([np.linalg.lstsq(g, v, rcond=None)[0] for g, v in zip(G, b)])
+        except np.linalg.LinAlgError:       # a singular support (collinear terms): least norm
+            xi = (np.linalg.pinv(G, hermitian=True) @ b[..., None])[..., 0]
         sq = (self.hnorm - 2 * np.einsum("sm,sm->s", xi, self.hmoment[supports])
               + np.einsum("sm,smk,sk->s", xi, self.hgram[rows, cols], xi))
         return np.sqrt(np.maximum(sq, 0.0) / self.n)

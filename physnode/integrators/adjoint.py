@@ -24,20 +24,19 @@ from .stepping import integrate_fixed, step_schedule
 def adjoint_parameters(f, f0: torch.Tensor, y0: torch.Tensor,
                        args: tuple = ()) -> tuple[torch.Tensor, ...]:
     """The tensors the adjoint differentiates: the parameters of an ``nn.Module`` ``f`` and
-    the tensors of ``solve``'s ``args`` that require gradients.
+    the tensors of ``solve``'s ``args`` that require gradients (``f0``: ``f`` at the start
+    with ``y0`` and those ``args`` detached).
 
     A plain callable whose output depends on tensors requiring gradients would lose those
     gradients silently, so it is refused.
     """
     if isinstance(f, torch.nn.Module):
         return tuple(p for p in f.parameters() if p.requires_grad) + tuple(args)
-    if args:
-        return tuple(args)
-    if f0.requires_grad and not y0.requires_grad:
+    if f0.requires_grad:
         raise ValueError("`adjoint=True` needs `f` to be a torch.nn.Module so that the "
                          "tensors it depends on are known; got a plain callable whose output "
                          "requires gradients")
-    return ()
+    return tuple(args)
 
 
 class _ReversibleSolve(torch.autograd.Function):

@@ -81,7 +81,8 @@ def tree_map(function, tree):
     if isinstance(tree, dict):
         return {k: tree_map(function, v) for k, v in tree.items()}
     if isinstance(tree, (tuple, list)):
-        return type(tree)(tree_map(function, v) for v in tree)
+        mapped = [tree_map(function, v) for v in tree]
+        return type(tree)(*mapped) if hasattr(tree, "_fields") else type(tree)(mapped)
     raise TypeError(f"`args` must be a tensor or a tuple, list or dict of them; got "
                     f"{type(tree).__name__}")
 
@@ -165,7 +166,8 @@ class Field:
         try:
             out = self.f(t, y)
         except RuntimeError as err:
-            if not self._subset:
+            # Broadcasting errors only (not, e.g., running out of memory).
+            if type(err) is not RuntimeError or "size" not in str(err):
                 raise
             raise ValueError(self._row_message(y, str(err))) from err
         if self._subset and (not isinstance(out, torch.Tensor) or out.shape != y.shape):

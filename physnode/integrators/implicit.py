@@ -293,7 +293,8 @@ class ImplicitState(SampleState):
         Step and error norm of the last accepted step (0 before the first), for the
         controller and the starting guesses.
     LU, pivots : torch.Tensor
-        LU factors of the Newton matrix of the stages.
+        LU factors of the method's Newton matrices of the stages (``I − hγJ`` for
+        ``kvaerno5``; for Radau, the complex ``λₖ/h − J``, ``(B, m, n, n)``).
     """
 
     f0: torch.Tensor

@@ -62,9 +62,11 @@ def _batched_rows(fy: torch.Tensor, y: torch.Tensor) -> torch.Tensor | None:
         with warnings.catch_warnings():     # "no batching rule, falling back to a loop"
             warnings.simplefilter("ignore", UserWarning)
             (grad,) = torch.autograd.grad(fy, y, basis, retain_graph=True, allow_unused=True,
-                                          materialize_grads=True, is_grads_batched=True)
+                                          is_grads_batched=True)
     except RuntimeError:
         return None
+    if grad is None:                       # f depends on parameters only, not on y
+        return y.new_zeros((*y.shape, n))
     return grad.movedim(0, -2)
 
 

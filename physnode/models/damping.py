@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import ClassVar
 
+import numpy as np
 import torch
 from torch import nn
 from torch.nn.functional import softplus
@@ -96,10 +97,10 @@ DAMPINGS = {cls.kind: cls for cls in (ConstantDamping, ConfigurationDamping)}
 def damping_spec(value) -> ConstantDamping | None:
     """The damping object for a model's ``dissipative`` argument: ``False`` (none), ``True``
     (:class:`ConstantDamping`), an object, or a saved ``config()`` dict."""
-    if value is False or value is None:
+    if value is None:
         return None
-    if value is True:
-        return ConstantDamping()
+    if isinstance(value, (bool, int, np.bool_)) and value in (0, 1):
+        return ConstantDamping() if value else None
     if isinstance(value, ConstantDamping):
         return value
     if isinstance(value, dict) and value.get("kind") in DAMPINGS:

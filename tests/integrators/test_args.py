@@ -3,6 +3,8 @@
 Jacobian is refreshed), gradients reach them, and a closure that does not follow the rows is
 told what to do instead."""
 
+import collections
+
 import pytest
 import torch
 
@@ -88,3 +90,39 @@ def test_gradients_reach_args_as_finite_differences_say(method, adjoint):
         numeric = torch.stack([(loss(args["mu"] + eps * e) - loss(args["mu"] - eps * e))
                                / (2 * eps) for e in torch.eye(2, dtype=torch.float64)[:, :, None]])
     torch.testing.assert_close(grad[:, 0], numeric, rtol=1e-5, atol=1e-7)
+
+
+def test_args_may_be_a_namedtuple_of_any_dtype_and_take_y0s_precision():
+    Params = collections.namedtuple("Params", "mu k index")
+    y0, args = problem()
+    y0 = y0.float()
+    t = torch.tensor([0.0, 0.5])
+    params = Params(args["mu"].clamp(max=3.0), args["k"], torch.arange(4))      # float64
+
+    def f(t, y, p):
+        assert p.mu.dtype == torch.float32 and p.index.dtype == torch.int64
+        return van_der_pol(t, y, {"mu": p.mu, "k": p.k})
+
+    for method in ("rk4", "dopri5", "radau5"):
+        ys = pn.solve(f, y0, t, method=method, args=params, dt=0.01).ys
+        assert ys.dtype == torch.float32
+
+
+def test_adjoint_refuses_a_closure_over_other_tensors_that_need_gradients():
+    y0, args = problem()
+    k = torch.tensor(1.0, dtype=torch.float64, requires_grad=True)
+    t = torch.tensor([0.0, 0.5], dtype=torch.float64)
+    with pytest.raises(ValueError, match="`adjoint=True` needs `f` to be a torch.nn.Module"):
+        pn.solve(lambda t, y, a: -k * a["mu"] * y, y0, t, method="rk4", dt=0.1,
+                 args=args, adjoint=True)
+
+
+def test_an_error_that_is_not_about_rows_passes_through_unchanged():
+    y0, args = problem()
+
+    def f(t, y, a):
+        raise torch.OutOfMemoryError("out of memory")
+
+    with pytest.raises(torch.OutOfMemoryError):
+        pn.solve(f, y0, torch.tensor([0.0, 1.0], dtype=torch.float64), method="dopri5",
+                 args=args)

@@ -370,3 +370,12 @@ def test_jacobian_rows_from_one_vectorised_pass_equal_one_pass_per_row(field, mo
     monkeypatch.setattr(newton, "BATCHED_ROWS", 10 ** 9)
     torch.testing.assert_close(vectorised, newton.jacobian(f, t, y), rtol=1e-12, atol=1e-12)
     assert vectorised.shape == (3, 5, 20, 20)
+
+
+def test_the_jacobian_of_a_field_that_ignores_the_state_is_zero():
+    from physnode.integrators import newton
+
+    drift = torch.randn(20, dtype=torch.float64, requires_grad=True)    # a learned constant
+    y = torch.randn(3, 20, dtype=torch.float64)
+    J = newton.jacobian(lambda t, y: drift.expand_as(y), torch.zeros(3), y)
+    assert J.shape == (3, 20, 20) and not J.any()
