@@ -9,8 +9,9 @@
    (forward and backward): the LNN's cost over the HNN's (target at most 4×).
 3. The LNN's Euler–Lagrange Hessian, vectorised over the batch (physnode) against one
    ``torch.autograd.functional.hessian`` per sample.
-4. Peak memory (resident set growth of a fresh process) of the gradient of a 1000-step rk4
-   rollout of an HNN, batch 64: backpropagation against ``adjoint=True`` (checkpoints).
+4. Peak memory (growth of a fresh process's peak resident set, Linux ``VmHWM``) of the
+   gradient of a 1000-step rk4 rollout of an HNN, batch 64: backpropagation against
+   ``adjoint=True`` (checkpoints).
 
 Each figure is the median over ``--repeats`` timings after a warm-up; the spread is the
 range over the repeats.
@@ -137,14 +138,23 @@ def hessian_speedup(batch, repeats):
 
 
 MEMORY = """
-import resource, torch, physnode as pn
+import torch, physnode as pn
+
+
+def high_water():   # this process's peak resident set (MiB), fresh after exec, unlike
+    with open("/proc/self/status") as fh:               # ru_maxrss, which a forked child
+        for line in fh:                                # inherits from its parent
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+
+
 torch.manual_seed(0)
 hnn = pn.models.HNN(dof=2).double()
 y0 = torch.randn(64, 4, dtype=torch.float64)
 t = torch.linspace(0, 100, 2, dtype=torch.float64)
-before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+before = high_water()
 pn.solve(hnn, y0, t, method="rk4", dt=0.1, adjoint={adjoint}).ys[-1].pow(2).sum().backward()
-print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024)
+print(high_water() - before)
 """
 
 
