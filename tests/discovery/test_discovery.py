@@ -92,6 +92,17 @@ def test_lagrangian_needs_a_model_of_positions_and_velocities():
                                          "their RMS \\(at most 0.1"):
         pn.discovery.lagrangian(pn.models.HNN(dof=1, hidden=8),
                                 box={"q": (-1, 1), "p": (-1, 1)})
+    with pytest.raises(TypeError, match=r"^`model` must be a model of \(q, q̇\) states with "
+                                        r"`dof` and `state_names` \(an LNN, an HNN with "
+                                        r"coordinates='velocity'\); got Pendulum$"):
+        pn.discovery.lagrangian(pn.systems.Pendulum(), box={"q": (-1, 1), "p": (-1, 1)})
+    q, qdot = sympy.symbols("q qdot", real=True)
+    free = pn.discovery.Lagrangian(qdot * q, sympy.Integer(0), (q,), (qdot,), 0.0)
+    with pytest.raises(ValueError, match=r"^the Lagrangian q\*qdot is degenerate \(∂²L/∂q̇² is "
+                                         r"singular\): it has no equations of motion$"):
+        free.equations()
+    with pytest.raises(ValueError, match=r"^`truth` has no qdot\*\*2 term to fix its scale$"):
+        free.compare(q ** 2)
     spring = pn.systems.LagrangianSystem(lambda y: y[..., 1] ** 2 - y[..., 0] ** 2, dof=1)
     with pytest.raises(ValueError, match="must hold qdot\\*\\*2"):
         pn.discovery.lagrangian(spring, library=pn.discovery.Library.polynomial(
