@@ -22,16 +22,21 @@ from .sindy import sparse_regression
 KINEMATIC_SLIP = 0.1
 
 
-def hamiltonian(model, library="poly+trig", *, data: Trajectories | None = None,
+def hamiltonian(model, library=None, *, data: Trajectories | None = None,
                 box: dict | None = None, degree: int = 4, harmonics: int = 1,
                 n_samples: int = 4000, tolerance: float = 1.5, seed: int = 0) -> sympy.Expr:
-    """The learned Hamiltonian of an HNN as a sparse SymPy expression in ``(q, p)``.
+    """The learned energy of an HNN as a sparse SymPy expression in the model's state
+    coordinates: ``H(q, p)``, or for an HNN in velocity coordinates the energy ``E(q, q̇) =
+    H(q, M(q) q̇)`` (quadratic in ``q̇`` for a mechanical system, where ``H`` in ``p`` is not
+    sparse when the mass depends on ``q``; its scale is the learned one, which only ratios
+    fix: :func:`lagrangian` gives a gauge-fixed result).
 
     The scalar is regressed on ``library`` (plus a constant, dropped afterwards: an energy is
     defined up to an additive constant), with the same automatic sparsity as
     :func:`physnode.discover`, at the states of ``data`` (where the model was trained), or
     else at ``n_samples`` states drawn from ``box``, or else at the training states that
-    :func:`physnode.fit` kept with the model.
+    :func:`physnode.fit` kept with the model. ``library=None``: ``"poly+trig"`` in ``(q, p)``,
+    :meth:`Library.mechanical` in velocity coordinates.
 
     Examples
     --------
@@ -45,17 +50,24 @@ def hamiltonian(model, library="poly+trig", *, data: Trajectories | None = None,
     >>> print(pn.discovery.round_floats(H, 6))
     0.5*p**2 - 9.81*cos(q)
     """
-    scalar = getattr(model, "hamiltonian", None)
-    if not callable(scalar):
+    if not callable(getattr(model, "hamiltonian", None)):
         raise TypeError(f"`model` has no learned hamiltonian (expected an HNN); got "
                         f"{type(model).__name__}")
+    # The energy as a function of the model's own states (H after the mass's p = M(q) q̇).
+    scalar = getattr(model, "energy", model.hamiltonian)
     names = tuple(model.state_names)
     symbols = tuple(sympy.Symbol(n, real=True) for n in names)
     y = _states(model, names, data, box, n_samples, seed)
     with torch.no_grad():
         values = scalar(y).detach().cpu().double().numpy()
-    lib = Sindy(library=library, degree=degree, harmonics=harmonics).terms(
-        symbols, declared_angles(data, model))
+    angles = declared_angles(data, model)
+    if library is None and getattr(model, "coordinates", "canonical") == "velocity":
+        dof = len(names) // 2
+        periodic = None if angles is None else [symbols[i] for i in angles]
+        lib = Library.mechanical(symbols[:dof], symbols[dof:], degree, harmonics, periodic)
+    else:
+        lib = Sindy(library=library or "poly+trig", degree=degree,
+                    harmonics=harmonics).terms(symbols, angles)
     lib = type(lib)(symbols, (sympy.Integer(1),) + lib.terms)
     held_out = np.random.default_rng(seed).random(len(values)) < 0.25
     states = y.detach().cpu().double().numpy()

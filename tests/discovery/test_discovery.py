@@ -10,6 +10,7 @@ import torch
 
 import physnode as pn
 from physnode.discovery import Equations, Library, Sindy
+from physnode.models.base import GAIN
 from physnode.systems.lagrangian import euler_lagrange_acceleration
 
 q, p = sympy.symbols("q p", real=True)
@@ -405,3 +406,19 @@ def test_a_rayleigh_function_that_depends_on_the_configuration_is_recovered():
     field = found.equations().to_system()
     y = torch.rand(20, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
     torch.testing.assert_close(field(0.0, y), PendulumWithAngleFriction()(0.0, y))
+
+
+def test_the_energy_of_an_hnn_in_velocity_coordinates_is_in_its_own_coordinates():
+    # p = M q̇ with a learned mass 2: E(q, q̇) = H(q, 2 q̇) = q̇² − 9.81 cos q, not H(q, q̇).
+    class PendulumEnergy(torch.nn.Module):
+        def forward(self, y):
+            return y[..., 1] ** 2 / 4 - 9.81 * torch.cos(y[..., 0])
+
+    hnn = pn.models.HNN(dof=1, hidden=8, coordinates="velocity", angles=(0,),
+                        mass=pn.models.DiagonalMass()).double()
+    hnn.hamiltonian = PendulumEnergy()
+    with torch.no_grad():
+        hnn.inertia.raw.fill_(math.log(math.expm1(2.0)) / GAIN)          # mass 2
+    found = pn.discovery.hamiltonian(hnn, box={"q": (-1, 1), "qdot": (-2, 2)})
+    q, qdot = sympy.symbols("q qdot", real=True)
+    assert coefficients(found) == pytest.approx({qdot ** 2: 1.0, sympy.cos(q): -9.81})
