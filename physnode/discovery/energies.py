@@ -3,6 +3,7 @@ its dissipation and equations of motion."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 import numpy as np
@@ -11,12 +12,13 @@ import torch
 
 from ..data import Trajectories
 from ..models.base import parameter_placement
-from .equations import Equations, round_floats
+from .equations import Equations, expression_to_tree, round_floats, tree_to_expression
 from .library import Library, declared_angles
 from .methods import Sindy, assemble
 from .regenerate import sample_states
 from .sindy import sparse_regression
 
+LAGRANGIAN_FORMAT = "physnode.lagrangian/1"
 #: How far a model's dq/dt may stray from the velocities in its state, relative to their RMS,
 #: for :func:`lagrangian` (a fitted HNN in velocity coordinates learns q̇ ≈ ∂H/∂p).
 KINEMATIC_SLIP = 0.1
@@ -281,6 +283,32 @@ class Lagrangian:
         return " \\\\\n".join(
             f"{name} &= {sympy.latex(e if digits is None else round_floats(e, digits))}"
             for name, e in parts)
+
+    def to_json(self) -> str:
+        """Exact, code-free JSON, as :meth:`Equations.to_json` (see :meth:`from_json`)."""
+        return json.dumps({"format": LAGRANGIAN_FORMAT,
+                           "positions": [s.name for s in self.positions],
+                           "velocities": [s.name for s in self.velocities],
+                           "lagrangian": expression_to_tree(self.expression),
+                           "dissipation": expression_to_tree(self.dissipation),
+                           "held_out_error": self.held_out_error}, indent=1)
+
+    @classmethod
+    def from_json(cls, text: str) -> Lagrangian:
+        """Rebuild a Lagrangian written by :meth:`to_json`."""
+        try:
+            payload = json.loads(text)
+        except json.JSONDecodeError as err:
+            raise ValueError(f"Lagrangian JSON is not valid JSON: {err}") from None
+        if not isinstance(payload, dict) or payload.get("format") != LAGRANGIAN_FORMAT:
+            raise ValueError(f"not a physnode Lagrangian file (expected format "
+                             f"{LAGRANGIAN_FORMAT!r})")
+        names = {n: sympy.Symbol(n, real=True)
+                 for n in payload["positions"] + payload["velocities"]}
+        return cls(tree_to_expression(payload["lagrangian"], names),
+                   tree_to_expression(payload["dissipation"], names),
+                   tuple(names[n] for n in payload["positions"]),
+                   tuple(names[n] for n in payload["velocities"]), payload["held_out_error"])
 
     def equations(self) -> Equations:
         """The equations of motion ``q̈ = M(q)⁻¹ (∂L/∂q − (∂²L/∂q̇∂q) q̇ − ∂R/∂q̇)`` by

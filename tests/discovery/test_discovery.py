@@ -406,6 +406,14 @@ def test_a_rayleigh_function_that_depends_on_the_configuration_is_recovered():
     field = found.equations().to_system()
     y = torch.rand(20, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
     torch.testing.assert_close(field(0.0, y), PendulumWithAngleFriction()(0.0, y))
+    again = pn.discovery.Lagrangian.from_json(found.to_json())       # exact, code-free
+    assert again == found
+    assert again.to_latex().startswith("L &= ") and "\nR &= " in again.to_latex()
+    with pytest.raises(ValueError, match=r"^not a physnode Lagrangian file \(expected format "
+                                         r"'physnode.lagrangian/1'\)$"):
+        pn.discovery.Lagrangian.from_json(found.equations().to_json())
+    with pytest.raises(ValueError, match=r"^Lagrangian JSON is not valid JSON: "):
+        pn.discovery.Lagrangian.from_json("{")
 
 
 def test_the_energy_of_an_hnn_in_velocity_coordinates_is_in_its_own_coordinates():
