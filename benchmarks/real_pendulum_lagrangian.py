@@ -43,9 +43,9 @@ def main(argv=None):
         print("   ", str(found.equations()).replace("\n", "; "))
     q, v = a[:, 2], a[:, 3]
     acc = np.gradient(v, a[:, 1])
-    coefficients = np.linalg.lstsq(np.stack([np.sin(q), v], 1), acc, rcond=None)[0]
-    print("least squares of the recorded accelerations: dqdot/dt = %.4f sin q %+.4f qdot"
-          % tuple(coefficients))
+    sine, friction = np.linalg.lstsq(np.stack([np.sin(q), v], 1), acc, rcond=None)[0]
+    print(f"least squares of the recorded accelerations: dqdot/dt = {sine:.4f} sin q "
+          f"{friction:+.4f} qdot")
 
 
 if __name__ == "__main__":
