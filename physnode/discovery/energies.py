@@ -241,11 +241,17 @@ def _euler_lagrange(L, positions, velocities, accelerations, i):
 
 def _regress_with(columns, forced, target, held_out, tolerance):
     """Sparse ``columns @ ξ + forced @ ζ ≈ target`` with every ``forced`` column kept: the
-    forced columns are projected out first (Frisch–Waugh–Lovell), then fitted to what the
-    sparse part leaves."""
-    basis = np.linalg.qr(forced)[0]
-    fit = sparse_regression(columns - basis @ (basis.T @ columns),
-                            target - basis @ (basis.T @ target), held_out, tolerance)
+    forced columns are regressed out first (Frisch–Waugh–Lovell, fitted on the training rows
+    only, so the held-out rows stay held out), then fitted to what the sparse part leaves."""
+    train = ~held_out
+    if forced.shape[1]:
+        both = np.concatenate([columns, target[:, None]], 1)
+        beta = np.linalg.lstsq(forced[train], both[train], rcond=None)[0]
+        left = both - forced @ beta
+        columns_left, target_left = left[:, :-1], left[:, -1]
+    else:
+        columns_left, target_left = columns, target
+    fit = sparse_regression(columns_left, target_left, held_out, tolerance)
     zeta = (np.linalg.lstsq(forced, target - columns @ fit.coefficients, rcond=None)[0]
             if forced.shape[1] else np.zeros(0))
     return fit.coefficients, zeta, fit.score
