@@ -218,10 +218,7 @@ def solve(f, y0: torch.Tensor, t, method="rk4", dt: float | None = None, rtol: f
 def _per_sample(name, args, batch_shape, y0):
     """``args`` with each tensor's batch dimensions flattened like ``y0``'s, checked, and
     floating-point tensors in ``y0``'s precision (real ones stay real for complex states)."""
-    def flatten(leaf):
-        if not isinstance(leaf, torch.Tensor):
-            raise TypeError(f"`{name}` must be a tensor or a tuple, list or dict of tensors; "
-                            f"got {type(leaf).__name__}")
+    def flatten(leaf):                      # tree_map refuses what is not a tensor
         if tuple(leaf.shape[:len(batch_shape)]) != tuple(batch_shape):
             raise ValueError(f"`{name}` tensors must have y0's batch dimensions "
                              f"{tuple(batch_shape)} first (one row per sample); got shape "

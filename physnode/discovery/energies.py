@@ -12,7 +12,13 @@ import torch
 
 from ..data import Trajectories
 from ..models.base import parameter_placement
-from .equations import Equations, expression_to_tree, round_floats, tree_to_expression
+from .equations import (
+    Equations,
+    expression_to_tree,
+    read_payload,
+    round_floats,
+    tree_to_expression,
+)
 from .library import Library, declared_angles
 from .methods import Sindy, assemble
 from .regenerate import sample_states
@@ -202,13 +208,10 @@ def _rayleigh_terms(library, velocities) -> list:
 def _friction_columns(terms, positions, velocities, samples) -> np.ndarray:
     """``∂ρ/∂q̇ᵢ`` of each Rayleigh term ``ρ`` at ``samples``, equations stacked like
     :func:`_euler_lagrange_columns`; ``(n·dof, len(terms))``."""
-    n, columns = len(samples), []
-    for term in terms:
-        functions = [sympy.lambdify((*positions, *velocities), sympy.diff(term, v), "numpy")
-                     for v in velocities]
-        columns.append(np.concatenate([np.broadcast_to(np.asarray(
-            f(*samples[:, :2 * len(positions)].T), float), (n,)) for f in functions]))
-    return np.stack(columns, 1) if columns else np.zeros((n * len(velocities), 0))
+    columns = [_stacked([sympy.diff(term, v) for v in velocities], (*positions, *velocities),
+                        samples) for term in terms]
+    return (np.stack(columns, 1) if columns
+            else np.zeros((len(samples) * len(velocities), 0)))
 
 
 def _euler_lagrange_columns(terms, positions, velocities, samples):
@@ -223,12 +226,18 @@ def _euler_lagrange_columns(terms, positions, velocities, samples):
                 for i in range(dof)]
         if all(r == 0 for r in rows):
             continue
-        functions = [sympy.lambdify((*positions, *velocities, *accelerations), r, "numpy")
-                     for r in rows]
         kept.append(term)
-        columns.append(np.concatenate([np.broadcast_to(np.asarray(f(*samples.T), float),
-                                                       samples.shape[:1]) for f in functions]))
+        columns.append(_stacked(rows, (*positions, *velocities, *accelerations), samples))
     return kept, np.stack(columns, 1)
+
+
+def _stacked(expressions, symbols, samples) -> np.ndarray:
+    """One expression per equation evaluated at ``samples`` (rows of values of ``symbols``,
+    extra columns ignored) and stacked, equation after equation: ``(n·len(expressions),)``."""
+    values = samples[:, :len(symbols)].T
+    return np.concatenate([np.broadcast_to(np.asarray(
+        sympy.lambdify(symbols, e, "numpy")(*values), float), samples.shape[:1])
+        for e in expressions])
 
 
 def _euler_lagrange(L, positions, velocities, accelerations, i):
@@ -302,13 +311,7 @@ class Lagrangian:
     @classmethod
     def from_json(cls, text: str) -> Lagrangian:
         """Rebuild a Lagrangian written by :meth:`to_json`."""
-        try:
-            payload = json.loads(text)
-        except json.JSONDecodeError as err:
-            raise ValueError(f"Lagrangian JSON is not valid JSON: {err}") from None
-        if not isinstance(payload, dict) or payload.get("format") != LAGRANGIAN_FORMAT:
-            raise ValueError(f"not a physnode Lagrangian file (expected format "
-                             f"{LAGRANGIAN_FORMAT!r})")
+        payload = read_payload(text, "Lagrangian", LAGRANGIAN_FORMAT)
         names = {n: sympy.Symbol(n, real=True)
                  for n in payload["positions"] + payload["velocities"]}
         return cls(tree_to_expression(payload["lagrangian"], names),

@@ -45,6 +45,18 @@ def expression_to_tree(expr: sympy.Expr):
     return [name] + [expression_to_tree(a) for a in expr.args]
 
 
+def read_payload(text: str, what: str, fmt: str) -> dict:
+    """The dict of a physnode JSON file of ``format`` ``fmt`` (``what``: how to name it in
+    errors), or a ``ValueError`` saying why not."""
+    try:
+        payload = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{what} JSON is not valid JSON: {err}") from None
+    if not isinstance(payload, dict) or payload.get("format") != fmt:
+        raise ValueError(f"not a physnode {what} file (expected format {fmt!r})")
+    return payload
+
+
 def tree_to_expression(tree, symbols: dict):
     """Inverse of :func:`expression_to_tree`; ``symbols`` maps names to SymPy symbols."""
     head, *args = tree
@@ -147,12 +159,7 @@ class Equations:
     @classmethod
     def from_json(cls, text: str) -> Equations:
         """Rebuild equations written by :meth:`to_json`."""
-        try:
-            payload = json.loads(text)
-        except json.JSONDecodeError as err:
-            raise ValueError(f"equations JSON is not valid JSON: {err}") from None
-        if not isinstance(payload, dict) or payload.get("format") != FORMAT:
-            raise ValueError(f"not a physnode equations file (expected format {FORMAT!r})")
+        payload = read_payload(text, "equations", FORMAT)
         names = {n: sympy.Symbol(n, real=True) for n in payload["state"]}
         symbols = [names[n] for n in payload["state"]]
         exprs = [tree_to_expression(t, names) for t in payload["equations"]]

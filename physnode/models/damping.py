@@ -43,18 +43,19 @@ class _ConfigurationFriction(nn.Module):
         self.scale.copy_(scale)
         self.factor.set_normalization(q_loc, q_scale, 1.0)
 
+    def _parts(self, q: torch.Tensor):
+        """``(L(q), √scale, g)`` with ``D = g · diag(√scale) L Lᵀ diag(√scale)``."""
+        return (self.factor.factor(q), self.scale.to(q).sqrt(),
+                softplus(GAIN * self.raw.to(q)))
+
     def matrix(self, q: torch.Tensor) -> torch.Tensor:
         """``D(q)``, shape ``(*batch, dof, dof)``."""
-        L = self.factor.factor(q)
-        s = self.scale.to(q).sqrt()
-        gain = softplus(GAIN * self.raw.to(q))
+        L, s, gain = self._parts(q)
         return gain * s[:, None] * (L @ L.transpose(-1, -2)) * s
 
     def forward(self, q: torch.Tensor, velocity: torch.Tensor) -> torch.Tensor:
         """The friction ``D(q) v`` (to subtract), shape of ``velocity``."""
-        L = self.factor.factor(q)
-        s = self.scale.to(velocity).sqrt()
-        gain = softplus(GAIN * self.raw.to(velocity))
+        L, s, gain = self._parts(q)
         return gain * s * _matvec(L, _matvec(L.transpose(-1, -2), s * velocity))
 
 
