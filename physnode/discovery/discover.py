@@ -8,7 +8,7 @@ import sympy
 import torch
 
 from ..data import Trajectories
-from ..training.derivatives import estimate_derivatives
+from ..training.derivatives import smooth
 from .equations import Equations
 from .library import declared_angles
 from .methods import METHODS, DiscoveryMethod, Sindy, SymbolicRegression
@@ -34,7 +34,8 @@ def discover(source, method: str | DiscoveryMethod = "sindy", library=None, *,
         measured first (``Equations.fit_quality``), with a warning when it is too poor to
         trust what follows.
         Raw ``Trajectories``: their ``dy`` if present, otherwise local polynomial estimates on
-        the actual sample times — the baseline that the model-based route is compared to.
+        the actual sample times, without the one-sided ones at each trajectory's ends — the
+        baseline that the model-based route is compared to.
     method : :class:`Sindy`, :class:`SymbolicRegression`, ``"sindy"`` or ``"sr"``
         The regression: sparse regression on a library of candidate terms (default
         ``Sindy()``), or symbolic regression with pyoperon (``pip install physnode[sr]``).
@@ -73,9 +74,7 @@ def discover(source, method: str | DiscoveryMethod = "sindy", library=None, *,
     if second_order and len(symbols) % 2:
         raise ValueError(f"`second_order=True` needs a state concat(q, qdot) of even width; "
                          f"got {len(symbols)} states {names}")
-    y = torch.cat([tr.y for tr in clean]).detach().cpu().double().numpy()
-    dy = torch.cat(_derivatives(clean)).detach().cpu().double().numpy()
-    held_out = _held_out_mask(clean, seed)
+    y, dy, held_out = _samples(clean, seed)
     dof = len(symbols) // 2
     targets = range(dof, len(symbols)) if second_order else range(len(symbols))
     equations = {s: symbols[i + dof] for i, s in enumerate(symbols[:dof])} if second_order \
@@ -122,13 +121,38 @@ def _clean_data(source, data, n_points, box, seed) -> Trajectories:
     return regenerate(source, data, n_points=n_points, box=box, seed=seed)
 
 
-def _derivatives(data: Trajectories):
+def _samples(data: Trajectories, seed: int):
+    """The regression's rows: states ``y``, derivatives ``dy`` (float64 arrays) and the
+    held-out mask. With estimated derivatives, the ``window // 2`` samples at each end of a
+    trajectory are dropped: their local polynomials are one-sided, with several times the
+    variance of a centred fit, and a recording's first and last frames are the likeliest to
+    be off (a tracker settling, velocities that are themselves one-sided differences). On the
+    real coupled carts those few frames alone turned both accelerations' linear laws into
+    10-term polynomials."""
+    held_out = _held_out_mask(data, seed)
     if data.has_derivatives:
-        return [tr.dy for tr in data]
-    if min(len(tr) for tr in data) < 3:
-        raise ValueError("the data is too short: estimating derivatives needs at least 3 "
-                         "samples per trajectory")
-    return estimate_derivatives(data)
+        keep = np.ones(len(held_out), bool)
+        derivatives = [tr.dy for tr in data]
+    else:
+        if min(len(tr) for tr in data) < 3:
+            raise ValueError("the data is too short: estimating derivatives needs at least 3 "
+                             "samples per trajectory")
+        fits = [smooth(tr.t.double(), tr.y.double()) for tr in data]
+        keep = np.concatenate([_interior(len(tr), fit.neighbours // 2)
+                               for tr, fit in zip(data, fits)])
+        derivatives = [fit.dy for fit in fits]
+    y = torch.cat([tr.y for tr in data]).detach().cpu().double().numpy()
+    dy = torch.cat(derivatives).detach().cpu().double().numpy()
+    return y[keep], dy[keep], held_out[keep]
+
+
+def _interior(n: int, edge: int) -> np.ndarray:
+    """Mask of the samples of an ``n``-sample trajectory without ``edge`` at each end, or of
+    all of them when too few would be left."""
+    keep = np.ones(n, bool)
+    if n - 2 * edge >= max(3, n // 2):
+        keep[:edge] = keep[n - edge:] = False
+    return keep
 
 
 def _held_out_mask(data: Trajectories, seed: int) -> np.ndarray:
