@@ -4,7 +4,8 @@ cart on springs and two coupled carts, filmed and tracked, positions in pixels.
 Each record is split in time: ``fit``'s defaults and ``discover`` on the first 80%, and the
 last 20% is predicted. One code path for both records: an HNN in velocity coordinates with a
 learned constant diagonal mass and damping (carts have constant masses and friction), and a
-NeuralODE, against physnode's raw-data route on the same 80%.
+NeuralODE, against physnode's raw-data route on the same 80% and the baseline a user would
+otherwise run, pysindy with its defaults (:func:`physnode.discovery.baseline.pysindy_raw`).
 
 Reported per record and route: the recovered equations; the prediction error of the last
 20% over 1 s horizons (from every 5th recorded state of the held-out part, the recorded
@@ -29,6 +30,7 @@ import sympy
 import torch
 
 import physnode as pn
+from physnode.discovery.baseline import pysindy_raw
 from physnode.training.derivatives import smooth
 
 LIPSON = {"trajectory": 0, "t": 1}
@@ -137,6 +139,9 @@ def run(name, root):
     start = time.perf_counter()
     raw = pn.discover(train)
     routes["raw-data route"] = (None, raw, time.perf_counter() - start, [])
+    start = time.perf_counter()
+    plain = pysindy_raw(train)
+    routes["pysindy, its defaults"] = (None, plain, time.perf_counter() - start, [])
     for label, (model, equations, seconds, warned) in routes.items():
         compared = compare_coefficients(equations, reference, data)
         model_error = prediction_error(model, test, dof) if model is not None else None
