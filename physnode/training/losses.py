@@ -112,6 +112,18 @@ def rollout_errors(model, t: torch.Tensor, y: torch.Tensor, method, substeps: in
     return torch.stack(predictions, 1) - y[:, 1:]
 
 
+def kinematic_errors(model, y: torch.Tensor) -> torch.Tensor:
+    """``dq/dt`` of the model at states ``y = concat(q, q̇)`` minus their velocities ``q̇``,
+    in units of the velocities' spread when the model knows it: zero for a model whose
+    kinematics are exact (an LNN), a constraint on one whose ``dq/dt`` is learned (an HNN in
+    velocity coordinates, where ``q̇`` is ``dq/dt`` by definition)."""
+    dof = y.shape[-1] // 2
+    rate = model(torch.zeros((), dtype=y.dtype, device=y.device), y)[..., :dof]
+    scale = _weights(model, "y_scale", 2 * dof, y)
+    error = rate - y[..., dof:]
+    return error if scale is None else error / scale[dof:]
+
+
 def positions_only(model, data: Trajectories, width: int) -> bool:
     """Whether ``data`` holds only the positions of a model of ``width`` states
     ``concat(q, q̇)`` (velocities then estimated from the positions)."""
@@ -187,6 +199,14 @@ class RolloutLoss:
     ``window − 1`` observed times (irregular gaps included) and match the observed states,
     each coordinate in units of its spread. No derivative estimate enters, only the
     observations, so the noise averages out instead of biasing the field.
+
+    Positions-only data (a model of ``concat(q, q̇)`` trained on ``q``): each window starts
+    from the smoothed positions with velocities estimated from them, and the velocities are
+    otherwise unobserved, so the loss adds the model's kinematic error at those starts
+    (:func:`kinematic_errors`, in the same units): a model whose ``dq/dt`` is learned can
+    otherwise match the positions with a second coordinate that is not the velocity. On the
+    pendulum at 1% noise (8 irregular trajectories of 200 positions) the learned
+    ``dq/dt`` was 13.7% off without it and 0.8% with it, the acceleration 6.8% and 2.5%.
 
     Attributes
     ----------
@@ -275,7 +295,11 @@ class RolloutLoss:
     def __call__(self, model, batch, substeps: int | None = None) -> torch.Tensor:
         error = self.errors(model, batch, substeps)
         scale = _weights(model, "y_scale", error.shape[-1], error)
-        return (error if scale is None else error / scale).pow(2).mean()
+        value = (error if scale is None else error / scale).pow(2).mean()
+        t, y, start = batch
+        if start.shape[-1] == 2 * y.shape[-1] == 2 * getattr(model, "dof", -1):
+            value = value + kinematic_errors(model, start).pow(2).mean()
+        return value
 
     def errors(self, model, batch, substeps: int | None = None) -> torch.Tensor:
         """Predicted minus observed states over the windows, ``(B, window − 1, width)``."""
