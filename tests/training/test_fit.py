@@ -313,8 +313,8 @@ def test_positions_only_data_train_through_the_rollout_loss():
     hnn = pn.models.HNN(dof=1, hidden=16, separable=True, coordinates="velocity")
     result = pn.fit(hnn, positions, epochs=120, lr=1e-2, loss="rollout", window=4,
                     progress=False, dtype=torch.float64)
-    # Only positions are compared; the loss falls by more than 50x (measured 224x). The
-    # learned field is still far off (41% median error): positions alone train slowly.
+    # Only positions are compared; the loss falls by more than 50x. A short run that checks
+    # the rollout-only path; the accuracy of the default stages is tested below.
     assert result.history[-1]["train_loss"] < result.history[0]["train_loss"] / 50
 
 
