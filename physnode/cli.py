@@ -119,6 +119,24 @@ def _compare(args) -> None:
         print(f"wrote {path}")
 
 
+def _sweep(args) -> None:
+    from .parallel import cases, load_config, sweep
+
+    config = load_config(args.config)
+    out = args.out or config.get("out") or str(Path(args.config).with_suffix(".csv"))
+    todo = cases(config)
+    client = "serial" if args.serial else args.scheduler
+    rows = sweep(todo, out, client=client, workers=args.workers)
+    failed = [r for r in rows if r["status"] != "ok"]
+    exact = [r for r in rows if r.get("exact_support") is not None]
+    print(f"{len(rows)} cases: {len(rows) - len(failed)} ok, {len(failed)} failed"
+          + (f"; exact support in {sum(bool(r['exact_support']) for r in exact)} of "
+             f"{len(exact)} scored" if exact else ""))
+    for row in failed:
+        print(f"  failed: {row['system'] or row['data']} seed {row['seed']}: {row['error']}")
+    print(f"wrote {out}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="physnode", description=__doc__.splitlines()[0])
     parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
@@ -196,6 +214,22 @@ def build_parser() -> argparse.ArgumentParser:
     comp.add_argument("--t-end", type=float, default=100.0)
     comp.add_argument("--dt", type=float, default=0.1)
     comp.set_defaults(run=_compare)
+
+    swp = commands.add_parser("sweep", help="run the pipeline over a grid of cases on dask",
+                              description="Simulate (or load), fit, discover and score every "
+                                          "case of a TOML or JSON configuration, each case a "
+                                          "task on dask.distributed; one CSV row per case.")
+    swp.add_argument("config", help="sweep configuration, .toml or .json ([case], [grid])")
+    swp.add_argument("--out", default=None,
+                     help="table to write (default: the config's `out`, else CONFIG.csv); "
+                          "cases already finished there are skipped")
+    where = swp.add_mutually_exclusive_group()
+    where.add_argument("--scheduler", default=None,
+                       help="address of a running dask scheduler (default: a LocalCluster)")
+    where.add_argument("--serial", action="store_true", help="run here, one case at a time")
+    swp.add_argument("--workers", type=int, default=None,
+                     help="LocalCluster workers, one thread each (default: the CPU count)")
+    swp.set_defaults(run=_sweep)
     return parser
 
 
