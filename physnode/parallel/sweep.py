@@ -109,8 +109,8 @@ def cases(config: dict) -> list[Case]:
     value that is a list is one value of a list field, such as ``t_span``, when given as a
     list of lists). ``{"cases": [{...}, ...]}`` lists cases explicitly instead.
 
-    >>> [c.system for c in cases({"grid": {"system": ["pendulum", "spring"], "seed": [0, 1]}})]
-    ['pendulum', 'pendulum', 'spring', 'spring']
+    >>> [c.system for c in cases({"grid": {"system": ["pendulum", "massspring"], "seed": [0, 1]}})]
+    ['pendulum', 'pendulum', 'massspring', 'massspring']
     """
     if not isinstance(config, dict):
         raise TypeError(f"`config` must be a dict; got {type(config).__name__}")
