@@ -44,6 +44,7 @@ def _fit(args) -> None:
     import torch
 
     from .models import HNN, LNN, NeuralODE
+    from .parallel.distributed import init_from_environment
     from .runs import CHECKPOINT, save_run
     from .training import fit
 
@@ -56,6 +57,7 @@ def _fit(args) -> None:
                if v is not None}
     if args.angles:
         options["angles"] = tuple(args.angles)
+    torch.manual_seed(args.seed)        # the initial weights follow --seed
     if args.model == "node":
         model = NeuralODE(dim=data.dim, **options)
     else:
@@ -68,10 +70,12 @@ def _fit(args) -> None:
     dtype = {"float32": torch.float32, "float64": torch.float64}[args.dtype]
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    torch.manual_seed(args.seed)
+    group = init_from_environment()     # launched by torchrun: train data-parallel
     result = fit(model, data, epochs=args.epochs, lr=args.lr, loss=args.loss, dtype=dtype,
                  seed=args.seed, checkpoint=out / CHECKPOINT, resume=args.resume,
                  patience=args.patience)
+    if group is not None and not group.main:
+        return
     settings = {k: v for k, v in vars(args).items() if k not in ("run", "debug", "command")}
     save_run(out, model, data, result.history, settings)
     best = result.history[result.best_epoch - 1]
@@ -79,7 +83,8 @@ def _fit(args) -> None:
           f"train loss {best['train_loss']:.3g}, validation loss "
           f"{best['val_loss'] if best['val_loss'] is None else format(best['val_loss'], '.3g')}"
           f" (epoch {result.best_epoch})")
-    print(f"wrote run {out} (model.pt, data.npz, fit.json, checkpoint.pt)")
+    print(f"wrote run {out} (model.pt, data.npz, fit.json, checkpoint.pt)"
+          + (f"; trained on {group.size} ranks" if group is not None else ""))
 
 
 def _discover(args) -> None:

@@ -20,6 +20,7 @@ from .._atomic import atomic_path, read_torch
 from .._validation import TrainingError, check_int, check_real
 from ..data import Trajectories, Trajectory
 from ..models.base import DataScales, parameter_placement
+from ..parallel.distributed import DataParallel, rank_device
 from .derivatives import estimate_derivatives
 from .losses import LOSSES, DerivativeLoss, RolloutLoss, positions_only
 
@@ -73,6 +74,10 @@ def fit(model, data: Trajectories, *, loss="auto", epochs: int | None = None,
     model from the data (:meth:`physnode.models.PhysicsModel.adapt`), matches derivatives,
     then refines on the observed states by multiple shooting, each stage with Adam and a
     learning rate halved whenever the loss stops improving, until it has converged.
+
+    Inside an initialised ``torch.distributed`` process group (``torchrun``) it trains
+    data-parallel and returns the single-process result on every rank (see
+    :mod:`physnode.parallel.distributed`).
 
     Parameters
     ----------
@@ -144,7 +149,9 @@ def fit(model, data: Trajectories, *, loss="auto", epochs: int | None = None,
                           weight_decay)
     train_data, val_data = split(data, val_fraction, seed,
                                  max(getattr(s, "window", 3) for s in stages))
+    group = DataParallel.current()
     place = parameter_placement(model)
+    device = device if device is not None else rank_device(group)
     place = {"device": device if device is not None else place["device"],
              "dtype": dtype if dtype is not None else place["dtype"]}
     model_width = getattr(model, "observed_dim", getattr(model, "dim", width))
@@ -156,6 +163,8 @@ def fit(model, data: Trajectories, *, loss="auto", epochs: int | None = None,
                                torch.cat([tr.t for tr in train_data]),
                                angles=getattr(model, "angles", ())))
     model.to(**place)
+    if group is not None:                  # every rank starts from rank 0's weights
+        group.broadcast(model)
 
     shuffle = torch.Generator().manual_seed(seed)
     state = {"epoch": 0, "stage": 0, "stage_epoch": 0, "history": [], "best": None,
@@ -183,13 +192,13 @@ def fit(model, data: Trajectories, *, loss="auto", epochs: int | None = None,
         plateau = state["plateau"] or {"best": math.inf, "bad": 0, "halvings": 0}
         stopped_early |= _run_stage(model, stage, train, val, opt, sched, plateau, cap,
                                     batch_size, shuffle, state, patience, progress,
-                                    checkpoint, checkpoint_every, default_schedule=(
+                                    checkpoint, checkpoint_every, group, default_schedule=(
                                         scheduler is None and schedule is None))
         if state["best"] is not None:       # each stage ends on its best validation weights
             model.load_state_dict(state["best"])
         state.update(stage=k + 1, stage_epoch=0, plateau=None, best=None, best_val=math.inf)
         if checkpoint is not None:     # the next stage starts with a fresh optimizer
-            _save_checkpoint(checkpoint, model, None, None, shuffle, state)
+            _save_checkpoint(checkpoint, model, None, None, shuffle, state, group)
         if stopped_early:
             break
     return FitResult(model, state["history"], state["best_epoch"], stopped_early,
@@ -197,10 +206,12 @@ def fit(model, data: Trajectories, *, loss="auto", epochs: int | None = None,
 
 
 def _run_stage(model, stage, train, val, opt, sched, plateau, cap, batch_size, shuffle, state,
-               patience, progress, checkpoint, checkpoint_every, default_schedule):
+               patience, progress, checkpoint, checkpoint_every, group, default_schedule):
     """Train one stage from ``state["stage_epoch"]`` to convergence or ``cap``, watching the
     validation loss when there is one (else the training loss); returns whether early
-    stopping ended it."""
+    stopping ended it. Under a data-parallel ``group`` each rank computes its rows of every
+    minibatch and the gradients and losses are summed over the ranks (see
+    :mod:`physnode.parallel.distributed`)."""
     n_train = train[0].shape[0]
     per_epoch = max(1, math.ceil(stage.epoch_fraction * n_train))
     size = batch_size or per_epoch
@@ -208,7 +219,8 @@ def _run_stage(model, stage, train, val, opt, sched, plateau, cap, batch_size, s
     options = ({"substeps": stage.steps(model, train[0])} if isinstance(stage, RolloutLoss)
                else {})
     bar = tqdm(range(state["stage_epoch"], cap), initial=state["stage_epoch"], total=cap,
-               disable=not (progress and sys.stderr.isatty()), desc=f"fit [{stage.name}]",
+               disable=not (progress and sys.stderr.isatty() and (group is None or group.main)),
+               desc=f"fit [{stage.name}]",
                unit="epoch")
     last_good = copy.deepcopy(model.state_dict())
     stopped_early = converged = False
@@ -219,16 +231,20 @@ def _run_stage(model, stage, train, val, opt, sched, plateau, cap, batch_size, s
         for start in range(0, per_epoch, size):
             idx = order[start:start + size].to(train[0].device)
             opt.zero_grad()
-            value = stage(model, tuple(x[idx] for x in train), **options)
-            if not torch.isfinite(value):
+            value = _loss(stage, model, train, idx, options, group)
+            reported = value.detach() if group is None else group.sum(value)
+            if not torch.isfinite(reported):
                 model.load_state_dict(last_good)
                 raise TrainingError(
-                    f"the training loss became {value.item()} at epoch {state['epoch'] + 1}; "
+                    f"the training loss became {reported.item()} at epoch {state['epoch'] + 1}; "
                     f"stopped and kept the weights of epoch {state['epoch']} (try a smaller "
                     f"lr, or float64)", history=state["history"])
-            value.backward()
+            if value.requires_grad:
+                value.backward()
+            if group is not None:
+                group.sum_gradients(model.parameters())
             opt.step()
-            total += value.item() * len(idx)
+            total += reported.item() * len(idx)
         train_loss = total / per_epoch
         last_good = copy.deepcopy(model.state_dict())
         record = {"epoch": state["epoch"] + 1, "stage": stage.name, "train_loss": train_loss,
@@ -236,7 +252,9 @@ def _run_stage(model, stage, train, val, opt, sched, plateau, cap, batch_size, s
         if val is not None:
             model.eval()
             with torch.no_grad():
-                record["val_loss"] = stage(model, val, **options).item()
+                every = torch.arange(val[0].shape[0], device=val[0].device)
+                value = _loss(stage, model, val, every, options, group)
+                record["val_loss"] = (value if group is None else group.sum(value)).item()
             if record["val_loss"] < state["best_val"]:
                 state.update(best_val=record["val_loss"], best_epoch=record["epoch"],
                              best=copy.deepcopy(model.state_dict()))
@@ -259,12 +277,24 @@ def _run_stage(model, stage, train, val, opt, sched, plateau, cap, batch_size, s
                 record["epoch"] - state["best_epoch"] >= patience:
             stopped_early = done = True
         if checkpoint is not None and (state["epoch"] % checkpoint_every == 0 or done):
-            _save_checkpoint(checkpoint, model, opt, sched, shuffle, state)
+            _save_checkpoint(checkpoint, model, opt, sched, shuffle, state, group)
         if done:
             break
     bar.close()
     state["converged"][stage.name] = converged
     return stopped_early
+
+
+def _loss(stage, model, batch, idx, options, group) -> torch.Tensor:
+    """The stage's loss on rows ``idx`` of ``batch``; under a data-parallel ``group``, this
+    rank's rows' loss weighted by their share of ``idx`` (zero when it has none), so that the
+    sum over the ranks is the loss of all the rows."""
+    if group is None:
+        return stage(model, tuple(x[idx] for x in batch), **options)
+    mine = group.rows(idx)
+    if len(mine) == 0:
+        return batch[0].new_zeros(())
+    return stage(model, tuple(x[mine] for x in batch), **options) * (len(mine) / len(idx))
 
 
 def _plateau_step(plateau: dict, loss: float, opt, patience: int) -> bool:
@@ -446,13 +476,20 @@ def with_derivatives(data: Trajectories) -> Trajectories:
                                    for tr, dy in zip(data, estimate_derivatives(data))])
 
 
-def _save_checkpoint(path, model, optimizer, scheduler, shuffle, state):
+def _save_checkpoint(path, model, optimizer, scheduler, shuffle, state, group=None):
+    """Write the checkpoint atomically (rank 0 only under a data-parallel ``group``, the
+    others waiting until it is written)."""
+    if group is not None and not group.main:
+        group.barrier()
+        return
     payload = {"model": model.state_dict(),
                "optimizer": optimizer.state_dict() if optimizer is not None else None,
                "scheduler": scheduler.state_dict() if scheduler is not None else None,
                "shuffle": shuffle.get_state(), "state": state}
     with atomic_path(path) as tmp:
         torch.save(payload, tmp)
+    if group is not None:
+        group.barrier()
 
 
 def _load_checkpoint(path, model, shuffle):
