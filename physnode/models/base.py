@@ -28,13 +28,16 @@ def mlp(n_in: int, n_out: int, hidden: int, layers: int, activation: str) -> nn.
     return nn.Sequential(*modules)
 
 
-# Activation and its slope d(activation)/dz (from z and the activation a), as plain functions
-# for input gradients without module-call overhead.
+# Activation, its slope d(activation)/dz (from z and the activation a) and its curvature
+# d²(activation)/dz² (from z, a and the slope), as plain functions for input derivatives
+# without module-call overhead.
 _CLOSED_FORMS = {
-    nn.Tanh: (torch.tanh, lambda z, a: 1 - a * a),
-    nn.Softplus: (softplus, lambda z, a: torch.sigmoid(z)),
+    nn.Tanh: (torch.tanh, lambda z, a: 1 - a * a, lambda z, a, s: -2 * a * s),
+    nn.Softplus: (softplus, lambda z, a: torch.sigmoid(z),
+                  lambda z, a, s: s * (1 - s)),
     nn.SiLU: (nn.functional.silu,
-              lambda z, a: torch.sigmoid(z) * (1 + z * (1 - torch.sigmoid(z)))),
+              lambda z, a: torch.sigmoid(z) * (1 + z * (1 - torch.sigmoid(z))),
+              lambda z, a, s: (lambda g: g * (1 - g) * (2 + z * (1 - 2 * g)))(torch.sigmoid(z))),
 }
 
 
@@ -50,7 +53,7 @@ def mlp_input_gradient(net: nn.Sequential, x: torch.Tensor) -> torch.Tensor | No
         return None
     slopes, h = [], x
     for linear, activation in zip(linears[:-1], activations):
-        function, slope = _CLOSED_FORMS[type(activation)]
+        function, slope, _ = _CLOSED_FORMS[type(activation)]
         z = nn.functional.linear(h, linear.weight, linear.bias)
         h = function(z)
         slopes.append(slope(z, h))
@@ -58,6 +61,39 @@ def mlp_input_gradient(net: nn.Sequential, x: torch.Tensor) -> torch.Tensor | No
     for linear, slope in zip(reversed(linears[:-1]), reversed(slopes)):
         g = (g * slope) @ linear.weight
     return g
+
+
+def mlp_hessian_product(net: nn.Sequential, x: torch.Tensor, v: torch.Tensor):
+    """``(∇ₓ net(x), ∇²ₓ net(x) · vₖ)`` of a scalar-output :func:`mlp` for ``k`` directions
+    ``v`` of shape ``(*batch, k, n_in)``: the gradient (shape of ``x``) and the Hessian's
+    products with the directions (shape of ``v``), by forward-over-reverse differentiation
+    written out (a tangent pass of the directions, then the backward pass and its tangents;
+    matrix products only). Differentiable with respect to the parameters with first-order
+    autograd. Returns None for an activation without closed forms."""
+    modules = list(net)
+    linears, activations = modules[0::2], modules[1::2]
+    if any(type(a) not in _CLOSED_FORMS for a in activations) or linears[-1].out_features != 1:
+        return None
+    slopes, curvatures, tangents = [], [], []
+    h, dh = x, v
+    for linear, activation in zip(linears[:-1], activations):
+        function, slope, curvature = _CLOSED_FORMS[type(activation)]
+        z = nn.functional.linear(h, linear.weight, linear.bias)
+        dz = dh @ linear.weight.T                          # (*batch, k, width)
+        h = function(z)
+        s = slope(z, h)
+        slopes.append(s)
+        curvatures.append(curvature(z, h, s))
+        tangents.append(dz)
+        dh = s.unsqueeze(-2) * dz
+    g, dg = linears[-1].weight[0], None                    # ∂out/∂h and its tangent
+    for linear, s, c, dz in zip(reversed(linears[:-1]), reversed(slopes), reversed(curvatures),
+                                reversed(tangents)):
+        bend = (g if g.ndim == 1 else g.unsqueeze(-2)) * c.unsqueeze(-2) * dz
+        dg = bend if dg is None else dg * s.unsqueeze(-2) + bend
+        g = g * s
+        g, dg = g @ linear.weight, dg @ linear.weight
+    return g, dg
 
 
 def mlp_jvp(net: nn.Sequential, x: torch.Tensor, dx: torch.Tensor):
@@ -70,7 +106,7 @@ def mlp_jvp(net: nn.Sequential, x: torch.Tensor, dx: torch.Tensor):
         return torch.func.jvp(net, (x,), (dx,))
     h, dh = x, dx
     for linear, activation in zip(linears[:-1], activations):
-        function, slope = _CLOSED_FORMS[type(activation)]
+        function, slope, _ = _CLOSED_FORMS[type(activation)]
         z = nn.functional.linear(h, linear.weight, linear.bias)
         h = function(z)
         dh = slope(z, h) * (dh @ linear.weight.T)

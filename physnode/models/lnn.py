@@ -22,10 +22,12 @@ from .base import (
     DataScales,
     NormalizedInput,
     PhysicsModel,
+    angle_chain_rule,
     check_architecture,
     embed_angles,
     geometric_mean,
     mlp,
+    mlp_hessian_product,
 )
 from .damping import damping_spec, saved
 
@@ -46,6 +48,31 @@ class LearnedLagrangian(NormalizedInput):
         x = self.normalize(y)
         return (0.5 * (x[..., self.dof:] ** 2).sum(-1)
                 + self.out * self.net(embed_angles(x, y, self.angles))[..., 0])
+
+    def velocity_derivatives(self, y):
+        """``(∂L/∂y, ∂(∂L/∂q̇)/∂y)`` in closed form, shapes ``(*batch, 2 dof)`` and
+        ``(*batch, dof, 2 dof)`` (what :func:`~physnode.systems.euler_lagrange_acceleration`
+        needs), or None for an activation without closed forms (autograd is used then)."""
+        d, scale = self.dof, self.scale.to(y)
+        x = self.normalize(y)
+        features = embed_angles(x, y, self.angles)
+        # Velocities are never angles: the direction of q̇ᵢ is one normalised input.
+        position = [i for i in range(2 * d) if i not in self.angles].index
+        v = torch.zeros(d, features.shape[-1], dtype=y.dtype, device=y.device)
+        for i in range(d):
+            v[i, position(d + i)] = 1 / scale[d + i]
+        pair = mlp_hessian_product(self.net, features, v)
+        if pair is None:
+            return None
+        g, hv = pair
+        grad = self.out * angle_chain_rule(g, y, scale, self.angles)
+        rows = self.out * angle_chain_rule(hv, y.unsqueeze(-2).expand(*hv.shape[:-1], 2 * d),
+                                           scale, self.angles)
+        prior = x[..., d:] / scale[d:]                     # ½|ṽ|²
+        grad = torch.cat([grad[..., :d], grad[..., d:] + prior], -1)
+        curvature = torch.diag_embed(1 / scale[d:] ** 2)   # (dof, dof)
+        rows = torch.cat([rows[..., :d], rows[..., d:] + curvature], -1)
+        return grad, rows
 
 
 class LNN(PhysicsModel):

@@ -29,16 +29,23 @@ def euler_lagrange_acceleration(L: Callable[[torch.Tensor], torch.Tensor],
     ``extra_force`` (``(*batch, dof)``) is a non-conservative generalised force added to
     ``∂L/∂q`` (e.g. Rayleigh dissipation ``−D q̇``).
 
-    The Hessian rows come from ``dof`` backward passes of ``∂L/∂q̇``; they keep their graph when
-    gradients are enabled so the result can be trained through.
+    The Hessian rows come from ``dof`` backward passes of ``∂L/∂q̇``, or from
+    ``L.velocity_derivatives(y)`` when ``L`` has it and it returns ``(∂L/∂y, ∂(∂L/∂q̇)/∂y)``
+    (closed forms, as a learned Lagrangian has); they keep their graph when gradients are
+    enabled so the result can be trained through.
     """
     keep_graph = torch.is_grad_enabled()
-    with torch.enable_grad():
-        y_in = y if y.requires_grad else y.detach().requires_grad_(True)
-        grad = gradient(L, y_in)  # graph kept: enable_grad is on here
-        rows = [torch.autograd.grad(grad[..., dof + i].sum(), y_in, create_graph=keep_graph,
-                                    retain_graph=True)[0] for i in range(dof)]
-    hess = torch.stack(rows, dim=-2)                 # (*batch, dof, 2*dof): ∂(∂L/∂q̇)/∂y
+    closed_form = getattr(L, "velocity_derivatives", None)
+    pair = closed_form(y) if closed_form is not None else None
+    if pair is not None:
+        grad, hess = pair
+    else:
+        with torch.enable_grad():
+            y_in = y if y.requires_grad else y.detach().requires_grad_(True)
+            grad = gradient(L, y_in)  # graph kept: enable_grad is on here
+            rows = [torch.autograd.grad(grad[..., dof + i].sum(), y_in, create_graph=keep_graph,
+                                        retain_graph=True)[0] for i in range(dof)]
+        hess = torch.stack(rows, dim=-2)             # (*batch, dof, 2*dof): ∂(∂L/∂q̇)/∂y
     mass, mixed = hess[..., dof:], hess[..., :dof]         # ∂²L/∂q̇², ∂²L/∂q̇∂q
     qdot = y[..., dof:]
     force = grad[..., :dof] - (mixed @ qdot.unsqueeze(-1)).squeeze(-1)

@@ -215,6 +215,33 @@ def test_closed_form_energy_gradient_equals_autograd_and_trains_the_same(activat
         torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
 
 
+@pytest.mark.parametrize("activation", ["tanh", "softplus", "silu"])
+@pytest.mark.parametrize("angles", [(), (0,), (0, 1)])
+def test_closed_form_lnn_field_equals_euler_lagrange_by_autograd(activation, angles):
+    from physnode.systems.lagrangian import euler_lagrange_acceleration
+    torch.manual_seed(0)
+    lnn = pn.models.LNN(dof=2, hidden=16, activation=activation, angles=angles).double()
+    torch.nn.init.normal_(lnn.lagrangian.net[-1].weight, std=0.3)  # not the free particle
+    lnn.lagrangian.set_normalization(torch.tensor([0.5, -1.0, 0.2, 0.1]),
+                                     torch.tensor([2.0, 0.7, 1.5, 3.0]), 0.8)
+    y = 3 * torch.randn(5, 3, 4, dtype=torch.float64)
+
+    def autograd_field(y):
+        plain = lnn.lagrangian.forward          # a callable without the closed form
+        return euler_lagrange_acceleration(lambda y: plain(y), y, 2)
+
+    assert lnn.lagrangian.velocity_derivatives(y) is not None
+    torch.testing.assert_close(lnn(0.0, y)[..., 2:], autograd_field(y), rtol=1e-10, atol=1e-12)
+    # Parameter gradients of a loss through the field (what training needs) agree too.
+    params = list(lnn.parameters())
+    first = torch.autograd.grad(lnn(0.0, y)[..., 2:].pow(2).sum(), params,
+                                allow_unused=True, materialize_grads=True)
+    second = torch.autograd.grad(autograd_field(y).pow(2).sum(), params,
+                                 allow_unused=True, materialize_grads=True)
+    for a, b in zip(first, second):
+        torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-11)
+
+
 def test_hnn_in_velocity_coordinates_with_a_mass_is_the_same_motion():
     pendulum = pn.systems.Pendulum(mass=2.0)                 # p = 2 q̇
     hnn = pn.models.HNN(dof=1, hidden=8, coordinates="velocity", learn_mass=True).double()
