@@ -159,15 +159,18 @@ def load_config(path) -> dict:
 
 
 def run_case(case: Case) -> dict:
-    """One case on one torch thread: its table row (``status`` ``"ok"`` or ``"failed"``
-    with the error; never raises for a failing case)."""
+    """One case on one thread (torch's and the BLAS numpy uses, as in a dask worker, so a
+    case gives the same numbers wherever it runs): its table row (``status`` ``"ok"`` or
+    ``"failed"`` with the error; never raises for a failing case)."""
     import torch
+    from threadpoolctl import threadpool_limits
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     row = {}
     start = time.perf_counter()
     try:
-        row.update(_pipeline(case), status="ok", error="")
+        with threadpool_limits(limits=1):
+            row.update(_pipeline(case), status="ok", error="")
     except Exception as error:                       # recorded, not fatal
         row.update(status="failed", error=f"{type(error).__name__}: {error}",
                    traceback=traceback.format_exc(limit=4))
