@@ -252,8 +252,7 @@ def _run_stage(model, stage, train, val, opt, sched, plateau, cap, batch_size, s
         if val is not None:
             model.eval()
             with torch.no_grad():
-                every = torch.arange(val[0].shape[0], device=val[0].device)
-                value = _loss(stage, model, val, every, options, group)
+                value = _loss(stage, model, val, None, options, group)
                 record["val_loss"] = (value if group is None else group.sum(value)).item()
             if record["val_loss"] < state["best_val"]:
                 state.update(best_val=record["val_loss"], best_epoch=record["epoch"],
@@ -286,11 +285,13 @@ def _run_stage(model, stage, train, val, opt, sched, plateau, cap, batch_size, s
 
 
 def _loss(stage, model, batch, idx, options, group) -> torch.Tensor:
-    """The stage's loss on rows ``idx`` of ``batch``; under a data-parallel ``group``, this
-    rank's rows' loss weighted by their share of ``idx`` (zero when it has none), so that the
-    sum over the ranks is the loss of all the rows."""
+    """The stage's loss on rows ``idx`` of ``batch`` (None: all of them); under a
+    data-parallel ``group``, this rank's rows' loss weighted by their share of ``idx`` (zero
+    when it has none), so that the sum over the ranks is the loss of all the rows."""
     if group is None:
-        return stage(model, tuple(x[idx] for x in batch), **options)
+        return stage(model, batch if idx is None else tuple(x[idx] for x in batch), **options)
+    if idx is None:
+        idx = torch.arange(batch[0].shape[0], device=batch[0].device)
     mine = group.rows(idx)
     if len(mine) == 0:
         return batch[0].new_zeros(())
