@@ -111,8 +111,9 @@ def lagrangian(model, library=None, *, data: Trajectories | None = None,
     - the scale is fixed by the coefficient of ``q̇₁²``, set to ``½``: ``L`` is measured in
       units of the first coordinate's inertia (multiply by a known one for physical units).
 
-    For a dissipative model the Rayleigh function ``R = ½ Σ cᵢ q̇ᵢ²`` is always part of the
-    fit (in the same units), and for a damping that depends on the configuration
+    For a dissipative model the Rayleigh function ``R = ½ Σ cᵢ q̇ᵢ²`` is part of the fit (in
+    the same units; a ``cᵢ`` that would come out negative, an energy source, is set to 0 and
+    the rest refitted), and for a damping that depends on the configuration
     (:class:`~physnode.models.ConfigurationDamping`) so are, sparsely, the terms
     ``q̇ᵢ q̇ⱼ g(q)`` for the library's functions ``g`` of the positions; otherwise ``R = 0``.
 
@@ -249,6 +250,23 @@ def _euler_lagrange(L, positions, velocities, accelerations, i):
 
 
 def _regress_with(columns, forced, target, held_out, tolerance):
+    """Sparse ``columns @ ξ + forced @ ζ ≈ target`` with the ``forced`` columns (the diagonal
+    Rayleigh terms ``½ cᵢ q̇ᵢ²``) kept unless their coefficient comes out negative: a
+    dissipation cannot feed energy in, so such a term is dropped and the rest refitted, until
+    every kept ``ζ ≥ 0`` (an active-set solution of the sign constraint)."""
+    keep = np.ones(forced.shape[1], dtype=bool)
+    while True:
+        xi, zeta_kept, score = _regress_forced(columns, forced[:, keep], target, held_out,
+                                               tolerance)
+        negative = zeta_kept < 0
+        if not negative.any():
+            zeta = np.zeros(forced.shape[1])
+            zeta[keep] = zeta_kept
+            return xi, zeta, score
+        keep[np.flatnonzero(keep)[negative]] = False
+
+
+def _regress_forced(columns, forced, target, held_out, tolerance):
     """Sparse ``columns @ ξ + forced @ ζ ≈ target`` with every ``forced`` column kept: the
     forced columns are regressed out first (Frisch–Waugh–Lovell, fitted on the training rows
     only, so the held-out rows stay held out), then fitted to what the sparse part leaves."""

@@ -432,6 +432,38 @@ def test_a_rayleigh_function_that_depends_on_the_configuration_is_recovered():
         pn.discovery.Lagrangian.from_json("{")
 
 
+class PendulumWithViscousForce:
+    """A pendulum with a viscous force ``c q̇`` on its joint, as a dissipative model looks to
+    ``lagrangian``: friction for ``c < 0``, an energy source for ``c > 0``."""
+
+    dof, dissipative, angles = 1, True, (0,)
+    state_names = ("q", "qdot")
+    friction = type("Friction", (), {"varies": False})()
+
+    def __init__(self, c):
+        self.c = c
+
+    def __call__(self, t, y):
+        q, qdot = y[..., :1], y[..., 1:]
+        return torch.cat([qdot, -9.81 * torch.sin(q) + self.c * qdot], -1)
+
+
+@pytest.mark.parametrize("c,rayleigh", [(-0.05, 0.025), (0.05, 0.0)])
+def test_a_rayleigh_coefficient_is_never_negative(c, rayleigh):
+    found = pn.discovery.lagrangian(PendulumWithViscousForce(c),
+                                    box={"q": (-2.0, 2.0), "qdot": (-2.0, 2.0)})
+    q, qdot = sympy.symbols("q qdot", real=True)
+    assert coefficients(found.expression) == pytest.approx({qdot ** 2: 0.5, sympy.cos(q): 9.81},
+                                                           rel=1e-3)
+    # Friction is R = ½ · 0.05 q̇²; an energy source has no Rayleigh function (it was
+    # -0.025 q̇² before the sign was constrained), and the misfit shows in the held-out error.
+    if rayleigh:
+        assert coefficients(found.dissipation) == pytest.approx({qdot ** 2: rayleigh})
+    else:
+        assert found.dissipation == 0
+    assert (found.held_out_error > 1e-3) == (c > 0)
+
+
 def test_the_energy_of_an_hnn_in_velocity_coordinates_is_in_its_own_coordinates():
     # p = M q̇ with a learned mass 2: E(q, q̇) = H(q, 2 q̇) = q̇² − 9.81 cos q, not H(q, q̇).
     class PendulumEnergy(torch.nn.Module):
