@@ -44,7 +44,7 @@ def _fit(args) -> None:
     import torch
 
     from .models import HNN, LNN, NeuralODE
-    from .parallel.distributed import init_from_environment
+    from .parallel.distributed import finish, init_from_environment
     from .runs import CHECKPOINT, save_run
     from .training import fit
 
@@ -71,9 +71,13 @@ def _fit(args) -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     group = init_from_environment()     # launched by torchrun: train data-parallel
-    result = fit(model, data, epochs=args.epochs, lr=args.lr, loss=args.loss, dtype=dtype,
-                 seed=args.seed, checkpoint=out / CHECKPOINT, resume=args.resume,
-                 patience=args.patience)
+    try:
+        result = fit(model, data, epochs=args.epochs, lr=args.lr, loss=args.loss, dtype=dtype,
+                     seed=args.seed, checkpoint=out / CHECKPOINT, resume=args.resume,
+                     patience=args.patience)
+    finally:
+        if group is not None:
+            finish()
     if group is not None and not group.main:
         return
     settings = {k: v for k, v in vars(args).items() if k not in ("run", "debug", "command")}
@@ -128,7 +132,9 @@ def _sweep(args) -> None:
     from .parallel import cases, load_config, sweep
 
     config = load_config(args.config)
-    out = args.out or config.get("out") or str(Path(args.config).with_suffix(".csv"))
+    # The configuration's own `out` is relative to the configuration file, as the default is.
+    out = args.out or str(Path(args.config).parent / config.get(
+        "out", Path(args.config).with_suffix(".csv").name))
     todo = cases(config)
     client = "serial" if args.serial else args.scheduler
     rows = sweep(todo, out, client=client, workers=args.workers)
@@ -226,7 +232,8 @@ def build_parser() -> argparse.ArgumentParser:
                                           "task on dask.distributed; one CSV row per case.")
     swp.add_argument("config", help="sweep configuration, .toml or .json ([case], [grid])")
     swp.add_argument("--out", default=None,
-                     help="table to write (default: the config's `out`, else CONFIG.csv); "
+                     help="table to write (default: the config's `out`, relative to the "
+                          "config file, else CONFIG.csv beside it); "
                           "cases already finished there are skipped")
     where = swp.add_mutually_exclusive_group()
     where.add_argument("--scheduler", default=None,

@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .._atomic import write_text_atomic
+from .._validation import check_int, check_real
 
 #: The table's columns, in order.
 COLUMNS = ("key", "system", "parameters", "data", "noise", "seed", "model", "status",
@@ -82,6 +83,10 @@ class Case:
         if self.system is None and self.data is None:
             raise ValueError("a case needs a `system` to simulate or a `data` file; got "
                              "neither")
+        for name in ("system", "data"):
+            if getattr(self, name) is not None and not isinstance(getattr(self, name), str):
+                raise TypeError(f"`{name}` must be a string; got "
+                                f"{type(getattr(self, name)).__name__}")
         if self.system is not None and self.system.lower() not in REFERENCE_SYSTEMS:
             raise ValueError(f"`system` must be one of {', '.join(sorted(REFERENCE_SYSTEMS))}; "
                              f"got {self.system!r}")
@@ -92,7 +97,11 @@ class Case:
             if not isinstance(getattr(self, name), dict):
                 raise TypeError(f"`{name}` must be a dict of keywords; got "
                                 f"{type(getattr(self, name)).__name__}")
+        # Canonical numbers, so that noise = 0 and noise = 0.0 are one case.
         object.__setattr__(self, "t_span", tuple(float(x) for x in self.t_span))
+        object.__setattr__(self, "noise", float(check_real("noise", self.noise, nonnegative=True)))
+        for name in ("seed", "n_trajectories", "n_points"):
+            object.__setattr__(self, name, check_int(name, getattr(self, name)))
 
     @property
     def key(self) -> str:
@@ -150,7 +159,10 @@ def load_config(path) -> dict:
     if not path.is_file():
         raise FileNotFoundError(f"no sweep configuration at {path}")
     if path.suffix == ".toml":
-        import tomllib
+        try:
+            import tomllib
+        except ModuleNotFoundError:          # Python 3.10
+            import tomli as tomllib
         with path.open("rb") as f:
             return tomllib.load(f)
     if path.suffix == ".json":
@@ -227,7 +239,7 @@ def _model(case, system, data):
 
 
 def sweep(cases_or_config, out=None, *, client=None, workers: int | None = None,
-          retries: int = 1, run=None) -> list[dict]:
+          run=None) -> list[dict]:
     """Run every case; one row per case, in the order of the cases.
 
     Parameters
@@ -238,15 +250,19 @@ def sweep(cases_or_config, out=None, *, client=None, workers: int | None = None,
         already there with status ``ok`` are not run again; failed ones are.
     client : None, ``"serial"``, a scheduler address or a ``dask.distributed.Client``
         None starts a ``LocalCluster`` of ``workers`` one-thread processes (default: the
-        CPU count) for this sweep.
-    retries : int
-        How many times dask reruns a case whose worker died (a case that raises is
-        recorded, not retried).
+        CPU count) for this sweep. A scheduler of your own should run one-thread workers
+        too: a case holds its process's torch and BLAS thread counts at one while it runs,
+        so two cases at once in one process would share them. A case whose worker dies is
+        rerun on another worker by the scheduler (dask's
+        ``distributed.scheduler.allowed-failures``, 3 by default), then recorded as failed;
+        a case that raises is recorded at once.
     run : callable, optional
         What each case goes through: :func:`run_case` by default, or any importable
         function of a :class:`Case` returning its row as a dict (a pipeline of your own);
         an exception it raises is recorded as the case's error.
     """
+    if workers is not None:
+        check_int("workers", workers, minimum=1)
     todo = cases(cases_or_config) if isinstance(cases_or_config, dict) else list(
         cases_or_config)
     for i, case in enumerate(todo):
@@ -271,7 +287,7 @@ def sweep(cases_or_config, out=None, *, client=None, workers: int | None = None,
         for case in pending:
             record(_row(case, _attempt(run, case)))
     elif pending:
-        _run_on_dask(pending, record, client, workers, retries, run)
+        _run_on_dask(pending, record, client, workers, run)
     return [rows[k] for k in keys]
 
 
@@ -295,7 +311,7 @@ def _row(case: Case, result) -> dict:
     return {**base, "status": "ok", "error": "", **result}
 
 
-def _run_on_dask(pending, record, client, workers, retries, run):
+def _run_on_dask(pending, record, client, workers, run):
     try:
         from distributed import Client, LocalCluster, as_completed
     except ImportError as error:
@@ -310,8 +326,8 @@ def _run_on_dask(pending, record, client, workers, retries, run):
     elif isinstance(client, str):
         own = client = Client(client)
     try:
-        futures = {client.submit(_attempt, run, case, key=_task_key(case), retries=retries,
-                                 pure=False): case for case in pending}
+        futures = {client.submit(_attempt, run, case, key=_task_key(case), pure=False): case
+                   for case in pending}
         for future in as_completed(futures):
             case = futures[future]
             try:

@@ -69,7 +69,7 @@ def fit(model, data: Trajectories, *, loss="auto", epochs: int | None = None,
         checkpoint=None, checkpoint_every: int = 100, resume: bool = False,
         patience: int | None = None, weight_decay: float = 0.0, schedule: str | None = None,
         window: int | None = None, rollout_method=None, substeps: int | None = None,
-        adjoint: bool | None = None) -> FitResult:
+        adjoint: bool | None = None, distributed: bool | None = None) -> FitResult:
     """Fit ``model`` to trajectories. With no options this is the recipe: it normalises the
     model from the data (:meth:`physnode.models.PhysicsModel.adapt`), matches derivatives,
     then refines on the observed states by multiple shooting, each stage with Adam and a
@@ -77,7 +77,7 @@ def fit(model, data: Trajectories, *, loss="auto", epochs: int | None = None,
 
     Inside an initialised ``torch.distributed`` process group (``torchrun``) it trains
     data-parallel and returns the single-process result on every rank (see
-    :mod:`physnode.parallel.distributed`).
+    :mod:`physnode.parallel.distributed`); ``distributed=False`` trains each rank alone.
 
     Parameters
     ----------
@@ -126,6 +126,11 @@ def fit(model, data: Trajectories, *, loss="auto", epochs: int | None = None,
         Stop a stage after this many epochs without a better validation loss.
     window, rollout_method, substeps, adjoint : older spellings of ``RolloutLoss(window=,
         method=, substeps=, adjoint=)`` for ``loss="rollout"`` or ``"auto"``.
+    distributed : bool, optional
+        Data-parallel over the ranks of the initialised ``torch.distributed`` process group:
+        None (default) when there is one with more than one rank, False never, True
+        required (a ``ValueError`` without one). Every rank must then call ``fit`` with the
+        same data and settings (checked before training).
 
     Raises
     ------
@@ -149,7 +154,7 @@ def fit(model, data: Trajectories, *, loss="auto", epochs: int | None = None,
                           weight_decay)
     train_data, val_data = split(data, val_fraction, seed,
                                  max(getattr(s, "window", 3) for s in stages))
-    group = DataParallel.current()
+    group = _data_parallel(distributed)
     place = parameter_placement(model)
     device = device if device is not None else rank_device(group)
     place = {"device": device if device is not None else place["device"],
@@ -164,6 +169,8 @@ def fit(model, data: Trajectories, *, loss="auto", epochs: int | None = None,
                                angles=getattr(model, "angles", ())))
     model.to(**place)
     if group is not None:                  # every rank starts from rank 0's weights
+        group.check_same("their data or settings", _fingerprint(train_data, val_data, stages,
+                                                                 seed, epochs, batch_size))
         group.broadcast(model)
 
     shuffle = torch.Generator().manual_seed(seed)
@@ -231,8 +238,12 @@ def _run_stage(model, stage, train, val, opt, sched, plateau, cap, batch_size, s
         for start in range(0, per_epoch, size):
             idx = order[start:start + size].to(train[0].device)
             opt.zero_grad()
-            value = _loss(stage, model, train, idx, options, group)
-            reported = value.detach() if group is None else group.sum(value)
+            if group is None:
+                value = _loss(stage, model, train, idx, options, group)
+                reported = value.detach()
+            else:
+                value, reported = group.sum_or_raise(
+                    lambda idx=idx: _loss(stage, model, train, idx, options, group))
             if not torch.isfinite(reported):
                 model.load_state_dict(last_good)
                 raise TrainingError(
@@ -252,8 +263,11 @@ def _run_stage(model, stage, train, val, opt, sched, plateau, cap, batch_size, s
         if val is not None:
             model.eval()
             with torch.no_grad():
-                value = _loss(stage, model, val, None, options, group)
-                record["val_loss"] = (value if group is None else group.sum(value)).item()
+                if group is None:
+                    record["val_loss"] = _loss(stage, model, val, None, options, None).item()
+                else:
+                    record["val_loss"] = group.sum_or_raise(
+                        lambda: _loss(stage, model, val, None, options, group))[1].item()
             if record["val_loss"] < state["best_val"]:
                 state.update(best_val=record["val_loss"], best_epoch=record["epoch"],
                              best=copy.deepcopy(model.state_dict()))
@@ -282,6 +296,26 @@ def _run_stage(model, stage, train, val, opt, sched, plateau, cap, batch_size, s
     bar.close()
     state["converged"][stage.name] = converged
     return stopped_early
+
+
+def _data_parallel(distributed) -> DataParallel | None:
+    if distributed not in (None, True, False):
+        raise TypeError(f"`distributed` must be None, True or False; got {distributed!r}")
+    group = DataParallel.current() if distributed is not False else None
+    if distributed is True and group is None:
+        raise ValueError("`distributed=True` needs an initialised torch.distributed process "
+                         "group with more than one rank (launch with torchrun); got none")
+    return group
+
+
+def _fingerprint(train, val, stages, seed, epochs, batch_size) -> torch.Tensor:
+    """Numbers that differ when two ranks were given different data or settings."""
+    def checksum(data):
+        return [len(data), sum(len(tr) for tr in data),
+                sum(float(tr.y.double().sum()) + float(tr.t.double().sum()) for tr in data)]
+    return torch.tensor([*checksum(train), *checksum(val), len(stages), seed,
+                         -1 if epochs is None else epochs, -1 if batch_size is None else
+                         batch_size], dtype=torch.float64)
 
 
 def _loss(stage, model, batch, idx, options, group) -> torch.Tensor:
@@ -479,18 +513,24 @@ def with_derivatives(data: Trajectories) -> Trajectories:
 
 def _save_checkpoint(path, model, optimizer, scheduler, shuffle, state, group=None):
     """Write the checkpoint atomically (rank 0 only under a data-parallel ``group``, the
-    others waiting until it is written)."""
-    if group is not None and not group.main:
-        group.barrier()
-        return
-    payload = {"model": model.state_dict(),
-               "optimizer": optimizer.state_dict() if optimizer is not None else None,
-               "scheduler": scheduler.state_dict() if scheduler is not None else None,
-               "shuffle": shuffle.get_state(), "state": state}
-    with atomic_path(path) as tmp:
-        torch.save(payload, tmp)
+    others waiting until it is written, and raising too if it could not be)."""
+    error = None
+    if group is None or group.main:
+        payload = {"model": model.state_dict(),
+                   "optimizer": optimizer.state_dict() if optimizer is not None else None,
+                   "scheduler": scheduler.state_dict() if scheduler is not None else None,
+                   "shuffle": shuffle.get_state(), "state": state}
+        try:
+            with atomic_path(path) as tmp:
+                torch.save(payload, tmp)
+        except Exception as caught:         # announced to the other ranks, then raised
+            if group is None:
+                raise
+            error = caught
     if group is not None:
-        group.barrier()
+        group.agree(error is None, "writing the checkpoint")
+        if error is not None:
+            raise error
 
 
 def _load_checkpoint(path, model, shuffle):

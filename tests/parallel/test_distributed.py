@@ -1,5 +1,7 @@
 """Data-parallel fit under torchrun: two gloo ranks in float64 end on the weights of one
-process on the same data, and a checkpoint written by two ranks resumes in one process."""
+process on the same data (minibatches of 7 rows: 4 and 3 per rank, and a last one of 1 row
+that leaves rank 1 empty), a checkpoint written by two ranks resumes in one process, ranks
+given different data are refused, and an error on one rank stops both."""
 
 import json
 import os
@@ -64,3 +66,17 @@ def test_a_two_rank_checkpoint_resumes_in_one_process(single, tmp_path):
     done = launch(tmp_path, "--resume")
     assert done.returncode == 0, done.stderr
     assert relative_difference(weights(tmp_path), weights(single)) < 1e-10
+
+
+def test_ranks_given_different_data_are_refused(tmp_path):
+    done = launch(tmp_path, "--data-per-rank", ranks=2)
+    assert done.returncode != 0
+    assert "ValueError: data-parallel fit: the ranks differ in their data or settings" in \
+        done.stderr
+
+
+def test_an_error_on_one_rank_stops_every_rank(tmp_path):
+    done = launch(tmp_path, "--fail-rank", "1", ranks=2)       # would hang without the flag
+    assert done.returncode != 0
+    assert "ValueError: this rank's rows broke the model" in done.stderr
+    assert "RuntimeError: data-parallel fit stopped: rank(s) [1] raised" in done.stderr

@@ -29,6 +29,7 @@ def test_a_grid_is_the_product_of_its_values_on_the_base_case():
     assert len({c.key for c in found}) == 6
     assert Case(system="pendulum", t_span=[0, 5]).key == Case(system="pendulum",
                                                               t_span=(0.0, 5.0)).key
+    assert Case(system="pendulum", noise=0).key == Case(system="pendulum", noise=0.0).key
     listed = cases({"case": {"seed": 3}, "cases": [{"system": "pendulum"},
                                                    {"system": "kepler", "seed": 4}]})
     assert [(c.system, c.seed) for c in listed] == [("pendulum", 3), ("kepler", 4)]
@@ -47,10 +48,20 @@ def test_a_grid_is_the_product_of_its_values_on_the_base_case():
     ({"case": {"system": "pendulum", "parameters": 2}}, TypeError,
      r"^`parameters` must be a dict of keywords; got int$"),
     ({"runs": []}, ValueError, r"^unknown configuration sections \['runs'\]"),
+    ({"case": {"system": 3}}, TypeError, r"^`system` must be a string; got int$"),
+    ({"case": {"system": "pendulum", "noise": -0.1}}, ValueError,
+     r"^`noise` must be non-negative; got -0.1$"),
+    ({"case": {"system": "pendulum", "seed": 1.5}}, TypeError,
+     r"^`seed` must be an integer; got float$"),
 ])
 def test_bad_configurations_are_named(config, error, message):
     with pytest.raises(error, match=message):
         cases(config)
+
+
+def test_a_sweep_needs_at_least_one_worker():
+    with pytest.raises(ValueError, match=r"^`workers` must be at least 1; got 0$"):
+        pn.sweep([Case(system="pendulum")], workers=0)
 
 
 def test_a_serial_sweep_records_failures_and_a_rerun_skips_finished_cases(tmp_path):
