@@ -65,11 +65,11 @@ def mlp_input_gradient(net: nn.Sequential, x: torch.Tensor) -> torch.Tensor | No
 
 def mlp_hessian_product(net: nn.Sequential, x: torch.Tensor, v: torch.Tensor):
     """``(∇ₓ net(x), ∇²ₓ net(x) · vₖ)`` of a scalar-output :func:`mlp` for ``k`` directions
-    ``v`` of shape ``(*batch, k, n_in)``: the gradient (shape of ``x``) and the Hessian's
-    products with the directions (shape of ``v``), by forward-over-reverse differentiation
-    written out (a tangent pass of the directions, then the backward pass and its tangents;
-    matrix products only). Differentiable with respect to the parameters with first-order
-    autograd. Returns None for an activation without closed forms."""
+    ``v`` of shape ``(k, n_in)`` or ``(*batch, k, n_in)``: the gradient (shape of ``x``) and
+    the Hessian's products with the directions (``(*batch, k, n_in)``), by forward-over-reverse
+    differentiation written out (a tangent pass of the directions, then the backward pass and
+    its tangents; matrix products only). Differentiable with respect to the parameters with
+    first-order autograd. Returns None for an activation without closed forms."""
     modules = list(net)
     linears, activations = modules[0::2], modules[1::2]
     if any(type(a) not in _CLOSED_FORMS for a in activations) or linears[-1].out_features != 1:

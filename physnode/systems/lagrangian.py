@@ -29,13 +29,15 @@ def euler_lagrange_acceleration(L: Callable[[torch.Tensor], torch.Tensor],
     ``extra_force`` (``(*batch, dof)``) is a non-conservative generalised force added to
     ``∂L/∂q`` (e.g. Rayleigh dissipation ``−D q̇``).
 
-    The Hessian rows come from ``dof`` backward passes of ``∂L/∂q̇``, or from
-    ``L.velocity_derivatives(y)`` when ``L`` has it and it returns ``(∂L/∂y, ∂(∂L/∂q̇)/∂y)``
-    (closed forms, as a learned Lagrangian has); they keep their graph when gradients are
-    enabled so the result can be trained through.
+    The Hessian rows come from ``dof`` backward passes of ``∂L/∂q̇``; they keep their graph when
+    gradients are enabled so the result can be trained through. There, when ``L`` has
+    ``velocity_derivatives(y)`` returning ``(∂L/∂y, ∂(∂L/∂q̇)/∂y)`` in closed form (a learned
+    Lagrangian has), those are used instead: training through them needs only first-order
+    autograd, 1.5× faster than through the backward passes, which are the faster ones
+    without a graph (0.6–0.8× in ``benchmarks/RESULTS.md``).
     """
     keep_graph = torch.is_grad_enabled()
-    closed_form = getattr(L, "velocity_derivatives", None)
+    closed_form = getattr(L, "velocity_derivatives", None) if keep_graph else None
     pair = closed_form(y) if closed_form is not None else None
     if pair is not None:
         grad, hess = pair
