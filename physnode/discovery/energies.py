@@ -179,8 +179,9 @@ def lagrangian(model, library=None, *, data: Trajectories | None = None,
     samples = np.concatenate([y, rate[:, dof:]], 1)
     terms, columns = _euler_lagrange_columns(library.terms, positions, velocities, samples)
     friction = getattr(model, "friction", None)
-    # Rayleigh: ½ Σ cᵢ q̇ᵢ² always (forced), and for a damping that depends on the
-    # configuration q̇ᵢ q̇ⱼ g(q) for the configuration functions g of the library (sparse).
+    # Rayleigh: ½ Σ cᵢ q̇ᵢ² (forced, unless a cᵢ fits negative), and for a damping that
+    # depends on the configuration q̇ᵢ q̇ⱼ g(q) for the configuration functions g of the
+    # library (sparse).
     forced = [v ** 2 / 2 for v in velocities] if getattr(model, "dissipative", False) else []
     extra = (_rayleigh_terms(library, velocities)
              if getattr(friction, "varies", False) else [])
@@ -253,7 +254,8 @@ def _regress_with(columns, forced, target, held_out, tolerance):
     """Sparse ``columns @ ξ + forced @ ζ ≈ target`` with the ``forced`` columns (the diagonal
     Rayleigh terms ``½ cᵢ q̇ᵢ²``) kept unless their coefficient comes out negative: a
     dissipation cannot feed energy in, so such a term is dropped and the rest refitted, until
-    every kept ``ζ ≥ 0`` (an active-set solution of the sign constraint)."""
+    every kept ``ζ ≥ 0`` (a dropped term does not come back: with several degrees of freedom
+    and correlated columns this need not be the sign-constrained least-squares optimum)."""
     keep = np.ones(forced.shape[1], dtype=bool)
     while True:
         xi, zeta_kept, score = _regress_forced(columns, forced[:, keep], target, held_out,
