@@ -106,6 +106,8 @@ class LNN(PhysicsModel):
     """
 
     default_integrator = "dopri5"
+    #: dq/dt is the state's q̇ by construction (the rollout loss skips its kinematic term).
+    exact_kinematics = True
 
     def __init__(self, dof: int, hidden: int = 200, layers: int = 2, dissipative: bool = False,
                  activation: str = "softplus", angles: tuple = ()):
