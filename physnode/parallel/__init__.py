@@ -3,7 +3,7 @@
 (:mod:`physnode.parallel.distributed`)."""
 
 from .distributed import DataParallel, init_from_environment
-from .sweep import Case, cases, load_config, read_table, run_case, sweep
+from .sweeps import Case, cases, load_config, read_table, run_case, sweep
 
 __all__ = ["Case", "DataParallel", "cases", "init_from_environment", "load_config",
            "read_table", "run_case", "sweep"]
