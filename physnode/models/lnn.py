@@ -57,10 +57,9 @@ class LearnedLagrangian(NormalizedInput):
         x = self.normalize(y)
         features = embed_angles(x, y, self.angles)
         # Velocities are never angles: the direction of q̇ᵢ is one normalised input.
-        position = [i for i in range(2 * d) if i not in self.angles].index
+        kept = [i for i in range(2 * d) if i not in self.angles]
         v = torch.zeros(d, features.shape[-1], dtype=y.dtype, device=y.device)
-        for i in range(d):
-            v[i, position(d + i)] = 1 / scale[d + i]
+        v[torch.arange(d), [kept.index(d + i) for i in range(d)]] = 1 / scale[d:]
         pair = mlp_hessian_product(self.net, features, v)
         if pair is None:
             return None

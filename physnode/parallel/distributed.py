@@ -62,12 +62,6 @@ class DataParallel:
         """This rank's rows of a minibatch's row indices."""
         return idx[self.rank::self.size]
 
-    def sum(self, value: torch.Tensor) -> torch.Tensor:
-        """The sum of ``value`` over the ranks (every rank gets the same result)."""
-        value = value.detach().clone()
-        dist.all_reduce(value, op=dist.ReduceOp.SUM)
-        return value
-
     def sum_or_raise(self, compute) -> tuple[torch.Tensor, torch.Tensor]:
         """``(value, total)``: this rank's ``compute()`` and its sum over the ranks. When
         ``compute`` raises on any rank, every rank raises (this one its own error, the others
@@ -136,6 +130,7 @@ class DataParallel:
         when it wraps a model)."""
         for tensor in [*module.parameters(), *module.buffers()]:
             dist.broadcast(tensor.data, src=0)
+
 
 def init_from_environment() -> DataParallel | None:
     """Initialise the default process group when launched by ``torchrun`` (``WORLD_SIZE`` above

@@ -33,8 +33,9 @@ def euler_lagrange_acceleration(L: Callable[[torch.Tensor], torch.Tensor],
     gradients are enabled so the result can be trained through. There, when ``L`` has
     ``velocity_derivatives(y)`` returning ``(∂L/∂y, ∂(∂L/∂q̇)/∂y)`` in closed form (a learned
     Lagrangian has), those are used instead: training through them needs only first-order
-    autograd, 1.5× faster than through the backward passes, which are the faster ones
-    without a graph (0.6–0.8× in ``benchmarks/RESULTS.md``).
+    autograd, 1.5× faster than through the backward passes. Without a graph the backward
+    passes are used: they are faster at the small batches integrations run at (see
+    ``benchmarks/RESULTS.md``).
     """
     keep_graph = torch.is_grad_enabled()
     closed_form = getattr(L, "velocity_derivatives", None) if keep_graph else None
