@@ -80,3 +80,16 @@ def test_an_error_on_one_rank_stops_every_rank(tmp_path):
     assert done.returncode != 0
     assert "ValueError: this rank's rows broke the model" in done.stderr
     assert "RuntimeError: data-parallel fit stopped: rank(s) [1] raised" in done.stderr
+
+
+@pytest.mark.parametrize("value,error,message", [
+    (True, ValueError, r"^`distributed=True` needs an initialised torch.distributed process "
+                       r"group with more than one rank \(launch with torchrun\); got none$"),
+    ("yes", TypeError, r"^`distributed` must be None, True or False; got 'yes'$"),
+])
+def test_the_distributed_argument_is_checked(value, error, message):
+    import physnode as pn
+    data = pn.data.simulate(pn.systems.MassSpring(), n_trajectories=2, n_points=12, seed=0)
+    with pytest.raises(error, match=message):
+        pn.fit(pn.models.HNN(dof=1, hidden=4), data, epochs=1, progress=False,
+               distributed=value)
