@@ -18,6 +18,13 @@
    of lines), 4 initial states, t ∈ [0, 0.5], rtol 1e-6, atol 1e-8, with the analytic
    Jacobian and with autograd's: Radau's stage system split into n × n ones (one real,
    (s − 1)/2 complex) as in scipy, against kvaerno5's n × n LU and scipy's Radau.
+6. Sparse Jacobians: the 1-D Brusselator (Hairer & Wanner II, §IV.1) on N = 150 and 600
+   grid points (n = 300 and 1200 states), t ∈ [0, 10], rtol 1e-6, atol 1e-8, one state:
+   physnode with and without ``jac_sparsity`` (coloured autograd Jacobian, SuperLU) against
+   scipy Radau with its dense finite-difference Jacobian and with ``jac_sparsity``. Wall
+   times are the best of 3 runs, with the slowest.
+
+    python benchmarks/solvers.py --only 6     # one section
 """
 
 from __future__ import annotations
@@ -269,6 +276,56 @@ def large_system(n=400, rtol=1e-6, atol=1e-8, t_end=0.5):
     return rows
 
 
+# 6. Sparse Jacobians -------------------------------------------------------------------------
+
+def sparse_jacobians(sizes=(150, 600), rtol=1e-6, atol=1e-8, t_end=10.0, repeats=3):
+    return [row for N in sizes for row in _sparse_case(N, rtol, atol, t_end, repeats)]
+
+
+def _sparse_case(N, rtol, atol, t_end, repeats):
+    field = pn.systems.Brusselator(points=N)
+    pattern, y0 = field.jac_sparsity(), torch.tensor(field.reference_y0, dtype=torch.float64)
+    t = torch.tensor([0.0, t_end], dtype=torch.float64)
+
+    def f_np(_, y):
+        return field(None, torch.from_numpy(y)).numpy()
+
+    ref = solve_ivp(f_np, (0, t_end), y0.numpy(), method="Radau", rtol=1e-11, atol=1e-13,
+                    jac_sparsity=pattern).y[:, -1]
+
+    def physnode_run(method, sparsity):
+        with torch.no_grad():
+            sol = pn.solve(field, y0[None], t, method=method, rtol=rtol, atol=atol,
+                           jac_sparsity=sparsity)
+        return float(np.abs(sol.ys[-1, 0].numpy() - ref).max()), {
+            k: int(v.sum()) for k, v in sol.stats.items()}
+
+    def scipy_run(_, sparsity):
+        res = solve_ivp(f_np, (0, t_end), y0.numpy(), method="Radau", rtol=rtol, atol=atol,
+                        jac_sparsity=sparsity)
+        return float(np.abs(res.y[:, -1] - ref).max()), {
+            "nfev": res.nfev, "njev": res.njev, "nlu": res.nlu, "steps": len(res.t) - 1}
+
+    runs = []
+    for label, sparsity in (("dense J", None), ("jac_sparsity", pattern)):
+        if sparsity is None and N > 300:
+            continue                                         # minutes of dense algebra
+        runs += [(f"physnode {m}, {label}", physnode_run, m, sparsity)
+                 for m in (*METHODS_STIFF, "kvaerno5")]
+        runs.append((f"scipy Radau, {label if sparsity is not None else 'dense FD J'}",
+                     scipy_run, None, sparsity))
+    rows = []
+    for label, run, method, sparsity in runs:
+        walls = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            err, stats = run(method, sparsity)
+            walls.append(time.perf_counter() - start)
+        rows.append({"n": 2 * N, "solver": label, "wall_s": min(walls),
+                     "slowest_s": max(walls), "max_err": err, **stats})
+    return rows
+
+
 def markdown(headers, rows):
     lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
     for row in rows:
@@ -288,37 +345,51 @@ def main(argv=None):
     parser.add_argument("--scipy-max", type=int, default=128,
                         help="problems solved by scipy per batch; the time is scaled linearly")
     parser.add_argument("--out", default=None, help="write the figures as JSON here")
+    parser.add_argument("--only", type=int, nargs="*", default=None,
+                        help="run only these sections (1-6)")
     args = parser.parse_args(argv)
+    sections = set(args.only or range(1, 7))
     batches = args.batches or ([16, 64] if args.quick else [64, 256, 1024, 4096])
     scipy_max = 16 if args.quick else args.scipy_max
     print(f"machine: {platform.processor() or platform.machine()}, "
           f"{torch.get_num_threads()} threads, torch {torch.__version__}, device {args.device}")
     results = {}
-    print("1. batched stiff Van der Pol (radau5 and radau9 vs scipy Radau looped)")
-    results["batched_stiff"] = batched_stiff(batches, args.device, scipy_max,
-                                             t_end=20.0 if args.quick else 200.0)
-    print(markdown(["batch", "scipy_s", *(f"{m}_{k}" for m in METHODS_STIFF for k in (
-        "s", "speedup", "max_err", "slowest_attempts")), "scipy_max_err"],
-        results["batched_stiff"]))
-    print("2. fixed-step overhead (rk4, MLP 2x200 tanh, batch 64, 200 steps)")
-    results["fixed_overhead"] = fixed_step_overhead(args.device)
-    print(f"  wall / bare evaluations: physnode {results['fixed_overhead']['physnode']:.2f}, "
-          f"torchdiffeq {results['fixed_overhead']['torchdiffeq']:.2f}")
-    print("3. adaptive overhead (dopri5, batch 1)")
-    results["adaptive_overhead"] = adaptive_overhead(args.device)
-    r = results["adaptive_overhead"]
-    print(f"  per evaluation / bare evaluation: physnode {r['physnode']:.2f} "
-          f"({r['physnode_nfev']} evals), torchdiffeq {r['torchdiffeq']:.2f} "
-          f"({r['torchdiffeq_nfev']} evals)")
-    if args.device == "cpu" and (SHARED / "reference" / "stiff.json").is_file():
+    if 1 in sections:
+        print("1. batched stiff Van der Pol (radau5 and radau9 vs scipy Radau looped)")
+        results["batched_stiff"] = batched_stiff(batches, args.device, scipy_max,
+                                                 t_end=20.0 if args.quick else 200.0)
+        print(markdown(["batch", "scipy_s", *(f"{m}_{k}" for m in METHODS_STIFF for k in (
+            "s", "speedup", "max_err", "slowest_attempts")), "scipy_max_err"],
+            results["batched_stiff"]))
+    if 2 in sections:
+        print("2. fixed-step overhead (rk4, MLP 2x200 tanh, batch 64, 200 steps)")
+        results["fixed_overhead"] = fixed_step_overhead(args.device)
+        print(f"  wall / bare evaluations: physnode "
+              f"{results['fixed_overhead']['physnode']:.2f}, "
+              f"torchdiffeq {results['fixed_overhead']['torchdiffeq']:.2f}")
+    if 3 in sections:
+        print("3. adaptive overhead (dopri5, batch 1)")
+        results["adaptive_overhead"] = adaptive_overhead(args.device)
+        r = results["adaptive_overhead"]
+        print(f"  per evaluation / bare evaluation: physnode {r['physnode']:.2f} "
+              f"({r['physnode_nfev']} evals), torchdiffeq {r['torchdiffeq']:.2f} "
+              f"({r['torchdiffeq_nfev']} evals)")
+    if 4 in sections and args.device == "cpu" and (SHARED / "reference" / "stiff.json").is_file():
         print("4. ROBER to 1e11 and HIRES at rtol 1e-8")
         results["stiff_problems"] = stiff_problems()
         print(markdown(["problem", "solver", "wall_s", "min_digits", "nfev", "njev", "nlu",
                         "steps"], results["stiff_problems"]))
-    print("5. large stiff system (reaction-diffusion, 400 points, 4 states)")
-    results["large_system"] = large_system(n=100 if args.quick else 400)
-    print(markdown(["solver", "wall_s", "max_err", "nfev", "njev", "nlu", "steps"],
-                   results["large_system"]))
+    if 5 in sections:
+        print("5. large stiff system (reaction-diffusion, 400 points, 4 states)")
+        results["large_system"] = large_system(n=100 if args.quick else 400)
+        print(markdown(["solver", "wall_s", "max_err", "nfev", "njev", "nlu", "steps"],
+                       results["large_system"]))
+    if 6 in sections and args.device == "cpu":
+        print("6. sparse Jacobians (1-D Brusselator, one state)")
+        results["sparse_jacobians"] = sparse_jacobians(
+            sizes=(50,) if args.quick else (150, 600), repeats=1 if args.quick else 3)
+        print(markdown(["n", "solver", "wall_s", "slowest_s", "max_err", "nfev", "njev", "nlu",
+                        "steps"], results["sparse_jacobians"]))
     if args.out:
         Path(args.out).write_text(json.dumps(results, indent=1))
         print(f"wrote {args.out}")

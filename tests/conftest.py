@@ -50,7 +50,7 @@ def all_reference_systems():
         systems.Duffing(alpha=-1.0, beta=1.0, delta=0.2, gamma=0.3, omega=1.2),
         systems.DoublePendulum(m1=1.3, m2=0.7, l1=1.1, l2=0.8), systems.Kepler(),
         systems.HenonHeiles(), systems.VanDerPol(mu=5.0), systems.VanDerPol(eps=1e-3),
-        systems.Robertson(), systems.HIRES(), systems.Oregonator(),
+        systems.Robertson(), systems.HIRES(), systems.Oregonator(), systems.Brusselator(points=6),
         systems.LotkaVolterra(alpha=1.1, beta=0.5, delta=0.2, gamma=0.7),
         systems.Lorenz(), systems.CoupledSprings(),
         systems.CoupledSprings(k1=1.3, k2=0.7, k3=2.1, m1=0.8, m2=1.9, damping=0.25),

@@ -114,6 +114,9 @@ class Field:
     args : pytree of tensors, optional
         Per-sample arguments, each leaf with the batch as its first axis (see
         :class:`RowTime`).
+    sparsity : Sparsity, optional
+        The Jacobian's sparsity pattern (:class:`~physnode.integrators.linalg.Sparsity`):
+        autograd's Jacobian by colours of rows, and sparse LU factors on the CPU.
     needs_grad : bool
         Whether the steps must be differentiable. Implicit methods solve their stages without
         a graph and then, when this is set, apply the implicit-function-theorem correction.
@@ -124,12 +127,13 @@ class Field:
         in their :class:`Attempt` instead.
     """
 
-    __slots__ = ("f", "jac", "needs_grad", "counting", "_counts", "_rows", "_user",
-                 "_subset")
+    __slots__ = ("f", "jac", "sparsity", "needs_grad", "counting", "_counts", "_rows",
+                 "_user", "_subset")
 
-    def __init__(self, f, *, jac=None, args=None, needs_grad: bool = False,
+    def __init__(self, f, *, jac=None, args=None, sparsity=None, needs_grad: bool = False,
                  count: int | None = None):
         self.f = RowTime(f, args)
+        self.sparsity = sparsity
         self.needs_grad, self._user = needs_grad, (f, jac, args)
         #: ``jac`` under the time convention (None: autograd)
         self.jac = None if jac is None else RowTime(jac, args)
@@ -138,16 +142,17 @@ class Field:
         self._subset = False
 
     def variant(self, *, needs_grad: bool, count: int | None = None) -> Field:
-        """The same ``f``, ``jac`` and ``args`` with other options and fresh counts."""
+        """The same ``f``, ``jac``, ``args`` and sparsity with other options and fresh counts."""
         f, jac, args = self._user
-        return Field(f, jac=jac, args=args, needs_grad=needs_grad, count=count)
+        return Field(f, jac=jac, args=args, sparsity=self.sparsity, needs_grad=needs_grad,
+                     count=count)
 
     def take(self, rows: torch.Tensor) -> Field:
         """The field of the batch rows ``rows`` (a 1-D index tensor): their ``args``; the
         counts stay shared with this field."""
         new = object.__new__(Field)
         new.needs_grad, new.counting, new._rows = self.needs_grad, self.counting, self._rows
-        new._counts, new._user = self._counts, self._user
+        new._counts, new._user, new.sparsity = self._counts, self._user, self.sparsity
         new.f = self.f.take(rows)
         new.jac = None if self.jac is None else self.jac.take(rows)
         new._subset = True
@@ -187,7 +192,7 @@ class Field:
         """``∂f/∂y`` at ``(t, y)``: ``(*y.shape, n)``, detached (see
         :func:`~physnode.integrators.newton.jacobian`); counted in ``njev``."""
         self.njev += self.counting
-        return jacobian(self, t, y, self.jac)
+        return jacobian(self, t, y, self.jac, self.sparsity)
 
     def counts(self) -> dict:
         """The whole-batch counts ``{"nfev", "njev", "nlu"}`` (zeros when not counting)."""

@@ -43,6 +43,7 @@ from .base import (
 )
 from .controllers import PredictiveController, StepSizeController
 from .explicit import combine
+from .linalg import DenseLU, SparseLU, shifted_lu
 from .newton import (
     Newton,
     dense_solver,
@@ -138,7 +139,7 @@ def _weights_d(tableau: ButcherTableau, dtype, device):
 def exact_stage_jacobians(field: Field, t, y, h, c, Z) -> torch.Tensor:
     """``∂f/∂y`` at every stage point; returns ``(B, s, n, n)``."""
     times = t.unsqueeze(-1) + h * c
-    return jacobian(field, times, y.unsqueeze(-2) + Z, field.jac)
+    return jacobian(field, times, y.unsqueeze(-2) + Z, field.jac, field.sparsity)
 
 
 def implicit_function_correction(field: Field, t, y, h, A, c, Z) -> torch.Tensor:
@@ -241,8 +242,13 @@ class _Rows:
             return x
         return x.take(self.index) if isinstance(x, Field) else x[self.index]
 
-    def put(self, x: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
-        return values if self.everyone else x.index_put((self.index,), values)
+    def put(self, x, values):
+        """``x`` (a tensor or LU factors) with the selected rows replaced by ``values``."""
+        if self.everyone:
+            return values
+        if isinstance(x, torch.Tensor):
+            return x.index_put((self.index,), values)
+        return x.put(self.index, values)
 
 
 def collocation_extrapolation(c) -> np.ndarray:
@@ -292,9 +298,10 @@ class ImplicitState(SampleState):
     h_prev, error_prev : torch.Tensor
         Step and error norm of the last accepted step (0 before the first), for the
         controller and the starting guesses.
-    LU, pivots : torch.Tensor
+    lu : DenseLU or SparseLU
         LU factors of the method's Newton matrices of the stages (``I − hγJ`` for
-        ``kvaerno5``; for Radau, the complex ``λₖ/h − J``, ``(B, m, n, n)``).
+        ``kvaerno5``, batch ``(B,)``; for Radau, the complex ``λₖ/h − J``, batch ``(B, m)``):
+        sparse with a sparsity pattern on the CPU (:mod:`~physnode.integrators.linalg`).
     """
 
     f0: torch.Tensor
@@ -305,8 +312,7 @@ class ImplicitState(SampleState):
     lu_h: torch.Tensor
     h_prev: torch.Tensor
     error_prev: torch.Tensor
-    LU: torch.Tensor
-    pivots: torch.Tensor
+    lu: DenseLU | SparseLU
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -372,7 +378,7 @@ class AdaptiveImplicit(AdaptiveIntegrator):
         B, n = y.shape
         real = t.new_zeros                 # times, step sizes and norms are real
         false = torch.zeros(B, dtype=torch.bool, device=y.device)
-        lu = self._factorise(y.new_zeros(B, n, n), real(B, 1) + 1)
+        lu = self._factorise(y.new_zeros(B, n, n), real(B, 1) + 1, field.sparsity)
         return self.state_type(f0=f0.detach(), J=y.new_zeros(B, n, n), recompute=~false,
                                jac_current=false, rejected=~false, lu_h=real(B),
                                h_prev=real(B), error_prev=real(B), **lu, **self._kept(y))
@@ -412,9 +418,9 @@ class AdaptiveImplicit(AdaptiveIntegrator):
         return {}
 
     @abstractmethod
-    def _factorise(self, J, h) -> dict:
+    def _factorise(self, J, h, sparsity) -> dict:
         """LU factors of the method's Newton matrices for ``J (B, n, n)``, ``h (B, 1)``, by
-        state field name."""
+        state field name (sparse with a :class:`~physnode.integrators.linalg.Sparsity`)."""
 
     @abstractmethod
     def _solve_stages(self, field, t, y, h, state, tolerance) -> Stages:
@@ -463,7 +469,7 @@ class AdaptiveImplicit(AdaptiveIntegrator):
         if bool(stale.any()):
             rows = _Rows(stale)
             h_s = rows.take(h)
-            factors = self._factorise(rows.take(J), h_s)
+            factors = self._factorise(rows.take(J), h_s, field.sparsity)
             for key, value in (*factors.items(), ("lu_h", h_s[:, 0])):
                 updates[key] = rows.put(getattr(state, key), value)
             nlu = stale.long()
@@ -510,12 +516,11 @@ class AdaptiveImplicit(AdaptiveIntegrator):
 
 @dataclass(frozen=True, kw_only=True)
 class RadauState(ImplicitState):
-    """:class:`ImplicitState` plus the LU factors of the error estimate's ``γ/h − J`` and the
-    stage increments ``Z_prev (B, s, n)`` of the last accepted step (Newton's starting guess
-    comes from their collocation polynomial)."""
+    """:class:`ImplicitState` plus the LU factors ``lu_e`` of the error estimate's ``γ/h − J``
+    and the stage increments ``Z_prev (B, s, n)`` of the last accepted step (Newton's starting
+    guess comes from their collocation polynomial)."""
 
-    LU_e: torch.Tensor
-    pivots_e: torch.Tensor
+    lu_e: DenseLU | SparseLU
     Z_prev: torch.Tensor
 
 
@@ -579,36 +584,37 @@ class RadauIIA(AdaptiveImplicit):
         return tuple(torch.tensor(x, dtype=complex_dtype, device=device)
                      for x in radau_eigensystem(tableau))
 
-    def _factorise(self, J, h):
+    def _factorise(self, J, h, sparsity):
         """``γ/h − J`` (the real eigenvalue's system, which the error estimate shares) and
         ``λₖ/h − J`` for the complex eigenvalues of ``A⁻¹``: one of each conjugate pair for
-        real states, every one for complex states. ``LU`` is ``(B, m, n, n)``, complex."""
+        real states, every one for complex states. ``lu`` has batch ``(B, m)``, complex."""
         gamma = self._constants(self.tableau, real_dtype(J.dtype), J.device)[0]
-        eye = torch.eye(J.shape[-1], dtype=J.dtype, device=J.device)
-        LU_e, pivots_e = torch.linalg.lu_factor(gamma / h.unsqueeze(-1) * eye - J)
+        lu_e = shifted_lu(gamma / h.unsqueeze(-1), J, sparsity)
         lam = self._eigensystem(self.tableau, real_dtype(J.dtype), J.device)[0]
-        lam = lam[1:1 + (self.tableau.stages - 1) // (1 if J.is_complex() else 2)]
-        Jc = J.to(lam.dtype).unsqueeze(1)
+        lam = lam[1:1 + self._complex_blocks(J)]
         shifts = lam[:, None, None] / h.to(lam.dtype)[:, :, None, None]      # (B, m, 1, 1)
-        LU, pivots = torch.linalg.lu_factor(shifts * eye.to(lam.dtype) - Jc)
-        return {"LU": LU, "pivots": pivots, "LU_e": LU_e, "pivots_e": pivots_e}
+        return {"lu": shifted_lu(shifts, J.unsqueeze(1), sparsity), "lu_e": lu_e}
+
+    def _complex_blocks(self, like) -> int:
+        """The complex systems solved: one per conjugate pair of eigenvalues of ``A⁻¹`` for
+        real states, one per complex eigenvalue for complex states."""
+        return (self.tableau.stages - 1) // (1 if like.is_complex() else 2)
 
     def _solver(self, state, h):
         """``(I − h (A ⊗ J))⁻¹ G`` from the factors of :meth:`_factorise`: ``G`` is taken to
         the eigenbasis of ``A⁻¹``, each block solved with its ``n × n`` factors, and taken
         back (for real states the conjugate blocks are the conjugates of the ones solved)."""
         lam, V, V_inv = self._eigensystem(self.tableau, h.dtype, h.device)
-        m = state.LU.shape[1]
+        m = state.lu.shape[1]
         h = h.to(lam.dtype)
 
         def solve(G):
             W = torch.einsum("ij,bjn->bin", V_inv, G.to(lam.dtype))
             first = (lam[0] / h) * W[:, 0]
             first = first if G.is_complex() else first.real
-            w0 = torch.linalg.lu_solve(state.LU_e, state.pivots_e,
-                                       first.unsqueeze(-1)).squeeze(-1)
+            w0 = state.lu_e.solve(first)
             rest = (lam[1:1 + m] / h).unsqueeze(-1) * W[:, 1:1 + m]
-            wk = torch.linalg.lu_solve(state.LU, state.pivots, rest.unsqueeze(-1)).squeeze(-1)
+            wk = state.lu.solve(rest)
             back = torch.einsum("ik,bkn->bin", V[:, 1:1 + m], wk)
             if G.is_complex():
                 return V[:, 0, None] * w0.unsqueeze(1) + back
@@ -631,8 +637,7 @@ class RadauIIA(AdaptiveImplicit):
         # overestimated (Hairer & Wanner II, eq. IV.8.20); refined once after a rejection.
         _, E, _ = self._constants(self.tableau, h.dtype, y.device)
         ZE = (E.to(stages.Z.dtype) @ stages.Z) / h
-        err = torch.linalg.lu_solve(state.LU_e, state.pivots_e,
-                                    (state.f0 + ZE).unsqueeze(-1)).squeeze(-1)
+        err = state.lu_e.solve(state.f0 + ZE)
         scale = tolerance.scale(y, stages.y_new)
         norm = rms(err / scale)
         refine = stages.converged & (norm > 1) & state.rejected
@@ -640,8 +645,7 @@ class RadauIIA(AdaptiveImplicit):
             return norm, None
         idx = refine.nonzero().reshape(-1)
         f_err = field.take(idx)(t[idx], y[idx] + err[idx])
-        err_i = torch.linalg.lu_solve(state.LU_e[idx], state.pivots_e[idx],
-                                      (f_err + ZE[idx]).unsqueeze(-1)).squeeze(-1)
+        err_i = state.lu_e.take(idx).solve(f_err + ZE[idx])
         return norm.index_put((idx,), rms(err_i / scale[idx])), refine.long()
 
     def _new_derivative(self, field, t, h, stages, accepted):
@@ -729,9 +733,9 @@ class Kvaerno5(AdaptiveImplicit):
     def gamma(self) -> float:
         return self.tableau.a[-1][-1]
 
-    def _factorise(self, J, h):
-        LU, pivots = torch.linalg.lu_factor(newton_matrix(self._diagonal(J), h, J))
-        return {"LU": LU, "pivots": pivots}
+    def _factorise(self, J, h, sparsity):
+        # I − hγJ
+        return {"lu": shifted_lu(1.0, J, sparsity, scale=(self.gamma * h).unsqueeze(-1))}
 
     def _diagonal(self, like):
         return torch.full((1, 1), self.gamma, dtype=like.dtype, device=like.device)
@@ -758,11 +762,14 @@ class Kvaerno5(AdaptiveImplicit):
         rate = h.new_zeros(B)
         increments = {}
 
+        def solve(G):                       # one stage: G is (B, 1, n)
+            return state.lu.solve(G[:, 0]).unsqueeze(1)
+
         def newton_stage(i, base, k_prev):
             nonlocal converged, iters, rate, nfev
             # Start from the previous stage's derivative: Z = hγ f(z_i) ≈ hγ k_{i−1}.
             Z, ok, k, r, _ = newton_solve(
-                field, t, base, h, diagonal, c[i:i + 1], dense_solver(state.LU, state.pivots),
+                field, t, base, h, diagonal, c[i:i + 1], solve,
                 scale, tol, self.newton.max_iter, Z0=(self.gamma * h * k_prev).unsqueeze(-2),
                 floor=self._roundoff(rtol, y.dtype))
             converged, iters = converged & ok, torch.maximum(iters, k)

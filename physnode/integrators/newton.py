@@ -22,13 +22,14 @@ from .._validation import check_int, check_real
 BATCHED_ROWS = 16
 
 
-def jacobian(f, t, y: torch.Tensor, jac=None) -> torch.Tensor:
+def jacobian(f, t, y: torch.Tensor, jac=None, sparsity=None) -> torch.Tensor:
     """``∂f/∂y`` at ``(t, y)`` for a batch ``(*batch, n)``; returns ``(*batch, n, n)``.
 
     Uses ``jac(t, y)`` when given, otherwise reverse mode through ``f`` (works for any
     autograd-differentiable ``f``, including Hamiltonian fields that differentiate inside): all
     ``n`` rows in one vectorised pass from ``BATCHED_ROWS`` components on (one pass per row
-    when ``f`` has an operation without a vectorising rule, and below that size).
+    when ``f`` has an operation without a vectorising rule, and below that size). With a
+    :class:`~physnode.integrators.linalg.Sparsity`, one vectorised pass per colour of rows.
     Batch samples must be independent, as everywhere in physnode.
     """
     if jac is not None:
@@ -42,7 +43,12 @@ def jacobian(f, t, y: torch.Tensor, jac=None) -> torch.Tensor:
         # Complex states: the gradient of Re f_i is the conjugate of row i of the complex
         # derivative of a holomorphic f.
         part = torch.real if fy.is_complex() else (lambda x: x)
-        J = _batched_rows(part(fy), y_in) if n >= BATCHED_ROWS else None
+        if sparsity is not None:
+            J = _batched_rows(part(fy), y_in, sparsity)
+        elif n >= BATCHED_ROWS:
+            J = _batched_rows(part(fy), y_in)
+        else:
+            J = None
         if J is None:
             rows = [torch.autograd.grad(part(fy[..., i]).sum(), y_in, retain_graph=i < n - 1,
                                         allow_unused=True, materialize_grads=True)[0]
@@ -52,12 +58,16 @@ def jacobian(f, t, y: torch.Tensor, jac=None) -> torch.Tensor:
     return J.conj() if J.is_complex() else J
 
 
-def _batched_rows(fy: torch.Tensor, y: torch.Tensor) -> torch.Tensor | None:
-    """Every row of ``∂fy/∂y`` from one vectorised reverse pass, or None when an operation of
-    ``f`` cannot be vectorised."""
+def _batched_rows(fy: torch.Tensor, y: torch.Tensor, sparsity=None) -> torch.Tensor | None:
+    """Every row of ``∂fy/∂y`` from one vectorised reverse pass (seeded by the rows, or by
+    the colours of a sparsity pattern), or None when an operation of ``f`` cannot be
+    vectorised."""
     n = fy.shape[-1]
-    eye = torch.eye(n, dtype=fy.dtype, device=fy.device)
-    basis = eye.reshape(n, *([1] * (fy.ndim - 1)), n).expand(n, *fy.shape)
+    if sparsity is not None:
+        basis = sparsity.seeds(fy)
+    else:
+        eye = torch.eye(n, dtype=fy.dtype, device=fy.device)
+        basis = eye.reshape(n, *([1] * (fy.ndim - 1)), n).expand(n, *fy.shape)
     try:
         with warnings.catch_warnings():     # "no batching rule, falling back to a loop"
             warnings.simplefilter("ignore", UserWarning)
@@ -67,7 +77,7 @@ def _batched_rows(fy: torch.Tensor, y: torch.Tensor) -> torch.Tensor | None:
         return None
     if grad is None:                       # f depends on parameters only, not on y
         return y.new_zeros((*y.shape, n))
-    return grad.movedim(0, -2)
+    return grad.movedim(0, -2) if sparsity is None else sparsity.expand(grad)
 
 
 def newton_matrix(A: torch.Tensor, h: torch.Tensor, J: torch.Tensor) -> torch.Tensor:

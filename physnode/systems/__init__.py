@@ -6,6 +6,7 @@ from .lagrangian import LagrangianSystem
 from .reference import (
     HIRES,
     REFERENCE_SYSTEMS,
+    Brusselator,
     CoupledSprings,
     DoublePendulum,
     Duffing,
@@ -22,5 +23,5 @@ from .reference import (
 
 __all__ = ["System", "ReferenceSystem", "sample_times", "HamiltonianSystem", "SeparableHamiltonian",
            "LagrangianSystem", "Pendulum", "MassSpring", "Duffing", "DoublePendulum", "Kepler",
-           "HenonHeiles", "VanDerPol", "Robertson", "HIRES", "Oregonator", "LotkaVolterra",
-           "Lorenz", "CoupledSprings", "REFERENCE_SYSTEMS"]
+           "HenonHeiles", "VanDerPol", "Robertson", "HIRES", "Oregonator", "Brusselator",
+           "LotkaVolterra", "Lorenz", "CoupledSprings", "REFERENCE_SYSTEMS"]

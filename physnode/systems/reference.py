@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import math
 
+import scipy.sparse
 import sympy
 import torch
 
-from .._validation import check_real
+from .._validation import check_int, check_real
 from .base import ReferenceSystem, _uniform, sample_times
 
 
@@ -479,6 +480,69 @@ class Oregonator(ReferenceSystem):
         return self._terms(*y)
 
 
+class Brusselator(ReferenceSystem):
+    """The 1-D Brusselator (Hairer & Wanner, *Solving ODEs II*, §IV.1, BRUSS): a stiff
+    reaction–diffusion system on ``points`` interior grid points of (0, 1), the method of
+    lines, ``y = (u₁ … u_N, v₁ … v_N)``:
+    ``uᵢ' = 1 + uᵢ² vᵢ − 4 uᵢ + α (N+1)² (uᵢ₋₁ − 2 uᵢ + uᵢ₊₁)``,
+    ``vᵢ' = 3 uᵢ − uᵢ² vᵢ + α (N+1)² (vᵢ₋₁ − 2 vᵢ + vᵢ₊₁)``, with ``u = 1``, ``v = 3`` at both
+    ends and ``α = 0.02``. Its Jacobian is sparse (four nonzeros per row):
+    :meth:`jac_sparsity` is the pattern for ``solve(..., jac_sparsity=...)``. The reference
+    start is ``uᵢ = 1 + sin(2π xᵢ)``, ``vᵢ = 3`` on ``[0, 10]``; initial states:
+    ``uᵢ ∈ [0.5, 2]``, ``vᵢ ∈ [2.5, 3.5]``.
+
+    Examples
+    --------
+    >>> import torch, physnode as pn
+    >>> bruss = pn.systems.Brusselator(points=50)
+    >>> y0 = torch.tensor(bruss.reference_y0, dtype=torch.float64)
+    >>> sol = pn.solve(bruss, y0, [0.0, 1.0], method="radau5", jac_sparsity=bruss.jac_sparsity())
+    >>> sol.ys.shape
+    torch.Size([2, 100])
+    """
+
+    stiff = True
+    reference_t_span = (0.0, 10.0)
+
+    def __init__(self, points: int = 32, alpha: float = 0.02):
+        self.points = check_int("points", points, minimum=1)
+        self.alpha = self._positive("alpha", alpha)
+        self.state_names = (*(f"u{i}" for i in range(1, points + 1)),
+                            *(f"v{i}" for i in range(1, points + 1)))
+        self.initial_box = {**{f"u{i}": (0.5, 2.0) for i in range(1, points + 1)},
+                            **{f"v{i}": (2.5, 3.5) for i in range(1, points + 1)}}
+        x = [i / (points + 1) for i in range(1, points + 1)]
+        self.reference_y0 = (*(1 + math.sin(2 * math.pi * xi) for xi in x), *([3.0] * points))
+
+    def rhs(self, t, y):
+        N, diffusion = self.points, self.alpha * (self.points + 1) ** 2
+        u, v = y[..., :N], y[..., N:]
+        u_pad = torch.nn.functional.pad(u, (1, 1), value=1.0)
+        v_pad = torch.nn.functional.pad(v, (1, 1), value=3.0)
+        uuv = u * u * v
+        return torch.cat([1 + uuv - 4 * u + diffusion * (u_pad[..., :-2] - 2 * u + u_pad[..., 2:]),
+                          3 * u - uuv + diffusion * (v_pad[..., :-2] - 2 * v + v_pad[..., 2:])],
+                         dim=-1)
+
+    def jac_sparsity(self):
+        """The pattern of ``∂f/∂y`` as a scipy CSR matrix ``(2N, 2N)``: each ``uᵢ'`` depends on
+        ``uᵢ₋₁, uᵢ, uᵢ₊₁, vᵢ``, each ``vᵢ'`` on ``vᵢ₋₁, vᵢ, vᵢ₊₁, uᵢ``."""
+        N = self.points
+        band = scipy.sparse.diags([1.0, 1.0, 1.0], [-1, 0, 1], shape=(N, N))
+        eye = scipy.sparse.identity(N)
+        return scipy.sparse.bmat([[band, eye], [eye, band]]).tocsr()
+
+    def _sympy_rhs(self, t, *y):
+        N, diffusion = self.points, sympy.Float(self.alpha * (self.points + 1) ** 2)
+        u = (sympy.Integer(1), *y[:N], sympy.Integer(1))
+        v = (sympy.Integer(3), *y[N:], sympy.Integer(3))
+        du = [1 + u[i] ** 2 * v[i] - 4 * u[i] + diffusion * (u[i - 1] - 2 * u[i] + u[i + 1])
+              for i in range(1, N + 1)]
+        dv = [3 * u[i] - u[i] ** 2 * v[i] + diffusion * (v[i - 1] - 2 * v[i] + v[i + 1])
+              for i in range(1, N + 1)]
+        return (*du, *dv)
+
+
 def _times(c: float, expr):
     """``c * expr`` as SymPy, leaving out a unit factor so equations read cleanly."""
     return expr if c == 1 else sympy.Float(c) * expr
@@ -697,6 +761,6 @@ class CoupledSprings(ReferenceSystem):
 
 REFERENCE_SYSTEMS = {cls.__name__.lower(): cls for cls in (
     Pendulum, MassSpring, Duffing, DoublePendulum, Kepler, HenonHeiles, VanDerPol, Robertson,
-    HIRES, Oregonator, LotkaVolterra, Lorenz, CoupledSprings)}
+    HIRES, Oregonator, Brusselator, LotkaVolterra, Lorenz, CoupledSprings)}
 
 __all__ = [cls.__name__ for cls in REFERENCE_SYSTEMS.values()] + ["REFERENCE_SYSTEMS"]

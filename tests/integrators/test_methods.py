@@ -12,6 +12,7 @@ import physnode as pn
 from physnode.integrators import METHODS
 from physnode.integrators.base import Field, Tolerance
 from physnode.integrators.implicit import radau_eigensystem, radau_error_estimator
+from physnode.integrators.linalg import DenseLU, SparseLU, Sparsity
 from physnode.integrators.newton import newton_matrix
 from tests._devices import as_numpy, scipy_field, seeded
 
@@ -98,23 +99,32 @@ def test_radau_eigensystem_diagonalises_the_inverse_coefficients(tab):
 
 @pytest.mark.parametrize("name", ["radau5", "radau9"])
 @pytest.mark.parametrize("dtype", [torch.float64, torch.complex128])
-def test_radau_transformed_newton_step_equals_the_full_stage_solve(name, dtype):
+@pytest.mark.parametrize("sparse", [False, True], ids=["dense", "sparse"])
+def test_radau_transformed_newton_step_equals_the_full_stage_solve(name, dtype, sparse):
     """One real n × n and (s − 1)/2 complex n × n systems (all s − 1 for complex states) give
-    the same increment as the (s·n) × (s·n) Newton matrix, per sample with its own J and h."""
+    the same increment as the (s·n) × (s·n) Newton matrix, per sample with its own J and h;
+    with dense LU factors and with SuperLU's on a (banded) sparsity pattern."""
     method = METHODS[name]()
     generator = torch.Generator().manual_seed(0)
     B, n, s = 3, 5, method.tableau.stages
     J = torch.randn(B, n, n, dtype=dtype, generator=generator)
     h = torch.tensor([[0.01], [0.3], [2.0]], dtype=torch.float64)
     G = torch.randn(B, s, n, dtype=dtype, generator=generator)
-    factors = method._factorise(J, h)
+    sparsity = None
+    if sparse:
+        band = (np.subtract.outer(np.arange(n), np.arange(n)) ** 2 <= 1)
+        band[0, -1] = True                       # a periodic corner, outside the band
+        J = J * torch.as_tensor(band)
+        sparsity = Sparsity(band, n)
+    factors = method._factorise(J, h, sparsity)
+    assert isinstance(factors["lu"], SparseLU if sparse else DenseLU)
     state = type("Factors", (), factors)
     A = torch.tensor(method.tableau.a, dtype=torch.float64).to(dtype)
     full = torch.linalg.solve(newton_matrix(A, h.to(dtype), J), G.reshape(B, s * n))
     found = method._solver(state, h)(G)
     assert found.dtype == dtype
     torch.testing.assert_close(found, full.reshape(B, s, n), rtol=1e-10, atol=1e-12)
-    assert factors["LU"].shape == (B, (s - 1) // (1 if dtype.is_complex else 2), n, n)
+    assert factors["lu"].shape == (B, (s - 1) // (1 if dtype.is_complex else 2))
 
 
 @pytest.mark.parametrize("name,stages", [("radau5", 3), ("radau9", 5)])

@@ -380,9 +380,20 @@ def test_coupled_springs_closed_form_refuses_damping():
         cs.solution(torch.linspace(0, 1, 3), torch.zeros(4))
 
 
+def test_brusselator_pattern_is_its_jacobians_support():
+    """``jac_sparsity`` marks exactly the entries autograd finds nonzero at a generic state."""
+    bruss = systems.Brusselator(points=7)
+    y = _random_states(bruss, n=1)[0]
+    J = torch.autograd.functional.jacobian(lambda y: bruss(0.0, y), y)
+    np.testing.assert_array_equal(bruss.jac_sparsity().toarray() != 0, as_numpy(J) != 0)
+    assert bruss.dim == 14 and bruss.state_names[7] == "v1"
+    assert bruss.reference_y0[7:] == (3.0,) * 7
+
+
 def test_new_systems_are_registered_and_exported():
     for name, cls in (("lotkavolterra", systems.LotkaVolterra), ("lorenz", systems.Lorenz),
-                      ("coupledsprings", systems.CoupledSprings)):
+                      ("coupledsprings", systems.CoupledSprings),
+                      ("brusselator", systems.Brusselator)):
         assert systems.REFERENCE_SYSTEMS[name] is cls
         assert cls.__name__ in systems.__all__
 
