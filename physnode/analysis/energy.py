@@ -11,6 +11,7 @@ from .._validation import check_real
 from ..data import Trajectories
 from ..data.simulate import reference_solution
 from ..models.base import parameter_placement
+from ..models.ensemble import Ensemble
 
 COLUMNS = ("model", "integrator", "max_rel_energy_error", "energy_drift_slope",
            "max_rel_learned_energy_error", "trajectory_rmse")
@@ -39,6 +40,10 @@ class EnergyReport:
         ``{model name: (n, batch)}`` relative true-energy error (learned energy without a
         system).
     state_names : tuple of str
+    bands : dict
+        For each :class:`~physnode.models.Ensemble`: ``{name: {column: (min, max)}}`` over its
+        members, and ``"energy_error"``: the members' ``(min, max)`` curves ``(n, batch)``.
+        The ensemble's row, rollout and energy error are the members' medians.
     """
 
     table: list
@@ -47,12 +52,15 @@ class EnergyReport:
     truth: torch.Tensor | None
     energy_errors: dict
     state_names: tuple = field(default=())
+    bands: dict = field(default_factory=dict)
 
     def to_markdown(self) -> str:
-        """The table as GitHub markdown, numbers to 3 significant digits."""
+        """The table as GitHub markdown, numbers to 3 significant digits; an ensemble's cells
+        read ``median [min, max]`` over its members."""
         header = "| " + " | ".join(COLUMNS) + " |"
         rule = "|" + "---|" * len(COLUMNS)
-        rows = ["| " + " | ".join(_cell(row.get(c)) for c in COLUMNS) + " |"
+        rows = ["| " + " | ".join(_cell(row.get(c), self.bands.get(row["model"], {}).get(c))
+                                  for c in COLUMNS) + " |"
                 for row in self.table]
         return "\n".join([header, rule, *rows])
 
@@ -64,9 +72,11 @@ class EnergyReport:
         return [plot_energy_errors(self, path), plot_phase_portraits(self, path)]
 
 
-def _cell(value):
+def _cell(value, band=None):
     if value is None:
         return "–"
+    if band is not None:
+        return f"{value:.3g} [{band[0]:.3g}, {band[1]:.3g}]"
     return f"{value:.3g}" if isinstance(value, float) else str(value)
 
 
@@ -80,7 +90,9 @@ def compare_energy(models: dict, system=None, data: Trajectories | None = None, 
     models : dict
         ``{name: model}``; each is rolled out with its ``default_integrator`` unless
         ``integrators`` names another (``{name: method}``), with step ``dt`` (adaptive methods
-        choose their own steps and report at the grid).
+        choose their own steps and report at the grid). An
+        :class:`~physnode.models.Ensemble` is measured member by member: its row holds the
+        members' medians and ``EnergyReport.bands`` their range.
     system : reference system, optional
         The truth: its ``energy`` is measured along every rollout and its solution
         (scipy DOP853 at rtol 1e-10, as in :func:`physnode.data.simulate`) is the reference
@@ -121,32 +133,61 @@ def compare_energy(models: dict, system=None, data: Trajectories | None = None, 
     if system is not None:
         truth = torch.from_numpy(reference_solution(system, y0.detach().cpu().double().numpy(),
                                                     t.detach().cpu().double().numpy())).to(dtype)
-    true_energy = getattr(system, "energy", None)
-    table, rollouts, errors = [], {}, {}
+    table, rollouts, errors, bands = [], {}, {}, {}
     for name, model in models.items():
         method = integrators.get(name, getattr(model, "default_integrator", "rk4"))
-        ys = _rollout(model, y0, t, method, dt)
-        row = {"model": name, "integrator": method, "max_rel_energy_error": None,
-               "energy_drift_slope": None, "max_rel_learned_energy_error": None,
-               "trajectory_rmse": None}
-        learned = (_relative_error(model.energy, ys.to(**parameter_placement(model, dtype)))
-                   .cpu() if hasattr(model, "energy") else None)
-        if learned is not None:
-            row["max_rel_learned_energy_error"] = learned.max().item()
-        error = _relative_error(true_energy, ys, y0) if true_energy is not None else learned
+        if not isinstance(model, Ensemble):
+            row, rollouts[name], error = _measure(model, method, y0, t, dt, system, truth, data)
+        else:
+            measured = [_measure(member, method, y0, t, dt, system, truth, data)
+                        for member in model.members]
+            row, rollouts[name], error, bands[name] = _median(measured)
+        row = {"model": name, **row}
         if error is not None:
             errors[name] = error
-            row["energy_drift_slope"] = _slope(t, error.mean(-1))
-            if true_energy is not None:
-                row["max_rel_energy_error"] = error.max().item()
-        if truth is not None:
-            row["trajectory_rmse"] = (ys - truth).pow(2).mean().sqrt().item()
-        elif data is not None:
-            row["trajectory_rmse"] = _data_rmse(model, data, method, dt, dtype)
         table.append(row)
-        rollouts[name] = ys
     names = tuple(getattr(system, "state_names", ()) or (data.state_names if data else ()))
-    return EnergyReport(table, t, rollouts, truth, errors, names)
+    return EnergyReport(table, t, rollouts, truth, errors, names, bands)
+
+
+def _measure(model, method, y0, t, dt, system, truth, data):
+    """One model's row (without its name), rollout and relative energy error (or None)."""
+    dtype = y0.dtype
+    ys = _rollout(model, y0, t, method, dt)
+    row = {"integrator": method, "max_rel_energy_error": None, "energy_drift_slope": None,
+           "max_rel_learned_energy_error": None, "trajectory_rmse": None}
+    learned = (_relative_error(model.energy, ys.to(**parameter_placement(model, dtype)))
+               .cpu() if hasattr(model, "energy") else None)
+    if learned is not None:
+        row["max_rel_learned_energy_error"] = learned.max().item()
+    true_energy = getattr(system, "energy", None)
+    error = _relative_error(true_energy, ys, y0) if true_energy is not None else learned
+    if error is not None:
+        row["energy_drift_slope"] = _slope(t, error.mean(-1))
+        if true_energy is not None:
+            row["max_rel_energy_error"] = error.max().item()
+    if truth is not None:
+        row["trajectory_rmse"] = (ys - truth).pow(2).mean().sqrt().item()
+    elif data is not None:
+        row["trajectory_rmse"] = _data_rmse(model, data, method, dt, dtype)
+    return row, ys, error
+
+
+def _median(measured):
+    """An ensemble's row, rollout and energy error (the members' medians) and its band."""
+    rows, rollouts, errors = zip(*measured)
+    row, band = dict(rows[0]), {}
+    for column, value in rows[0].items():
+        if isinstance(value, float):
+            values = torch.tensor([r[column] for r in rows], dtype=torch.float64)
+            row[column] = values.median().item()
+            band[column] = (values.min().item(), values.max().item())
+    error = None
+    if errors[0] is not None:
+        stacked = torch.stack(errors)
+        error = stacked.median(0).values
+        band["energy_error"] = (stacked.min(0).values, stacked.max(0).values)
+    return row, torch.stack(rollouts).median(0).values, error, band
 
 
 def _initial_states(y0, data):

@@ -28,7 +28,8 @@ def _save(fig, path) -> Path:
 
 
 def plot_energy_errors(report, path) -> Path:
-    """Relative energy error (mean over initial states) against time, log scale."""
+    """Relative energy error (mean over initial states) against time, log scale; an
+    ensemble's members' range shaded."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(7, 4))
     t = report.t[1:].cpu().numpy()
@@ -36,7 +37,11 @@ def plot_energy_errors(report, path) -> Path:
         error = report.energy_errors.get(row["model"])
         if error is not None:
             values = error[1:].mean(-1).clamp_min(1e-17).cpu().numpy()
-            ax.plot(t, values, label=f"{row['model']} ({row['integrator']})", lw=1.2)
+            line, = ax.plot(t, values, label=f"{row['model']} ({row['integrator']})", lw=1.2)
+            band = report.bands.get(row["model"], {}).get("energy_error")
+            if band is not None:                # an ensemble: its members' range
+                low, high = (b[1:].mean(-1).clamp_min(1e-17).cpu().numpy() for b in band)
+                ax.fill_between(t, low, high, color=line.get_color(), alpha=0.2, lw=0)
     ax.set_yscale("log")
     ax.set_xlabel("t")
     known = any(r["max_rel_energy_error"] is not None for r in report.table)

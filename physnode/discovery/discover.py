@@ -8,6 +8,7 @@ import sympy
 import torch
 
 from ..data import Trajectories
+from ..models.ensemble import Ensemble
 from ..training.derivatives import smooth
 from .equations import Equations
 from .library import declared_angles
@@ -30,7 +31,9 @@ def discover(source, method: str | DiscoveryMethod = "sindy", library=None, *,
         A model (HNN, LNN, NeuralODE or any System): clean data is first regenerated with
         :func:`regenerate` (rollouts from ``data``'s initial states, or states sampled in
         ``box``, or the training states kept by :func:`physnode.fit`) with derivatives from
-        the model itself. With ``data``, how well the model reproduces the observations is
+        the model itself. An :class:`~physnode.models.Ensemble`: every member, combined by
+        :meth:`Equations.consensus` (term inclusion frequencies and coefficient spreads).
+        With ``data``, how well the model reproduces the observations is
         measured first (``Equations.fit_quality``), with a warning when it is too poor to
         trust what follows.
         Raw ``Trajectories``: their ``dy`` if present, otherwise local polynomial estimates on
@@ -61,6 +64,10 @@ def discover(source, method: str | DiscoveryMethod = "sindy", library=None, *,
     method = _method(method, library=library, degree=degree, harmonics=harmonics,
                      tolerance=tolerance, floor=floor, ensemble=ensemble,
                      sr_options=sr_options)
+    if isinstance(source, Ensemble):        # every member, then their consensus
+        return Equations.consensus(
+            discover(member, method, data=data, second_order=second_order, n_points=n_points,
+                     box=box, seed=seed) for member in source.members)
     quality = None
     if data is not None and not isinstance(source, Trajectories) and isinstance(
             data, Trajectories) and len(data) and hasattr(source, "parameters"):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 
+import numpy as np
 import sympy
 import torch
 from torch import nn
@@ -92,7 +93,13 @@ class Equations:
     method : str
         ``"sindy"``, ``"sr"`` or ``"given"``.
     inclusion : dict
-        With ensembling: ``{symbol: {term: fraction of models selecting it}}``.
+        With ensembling (bagged SINDy, or an :class:`~physnode.models.Ensemble` of models):
+        ``{symbol: {term: fraction of models selecting it}}``.
+    spread : dict
+        From an ensemble of models: ``{symbol: {term: (mean, standard deviation)}}`` of the
+        term's coefficient over the members that selected it.
+    members : tuple
+        From an ensemble of models: each member's own :class:`Equations`.
     pareto : dict
         With symbolic regression: ``{symbol: [(size, error, expression), ...]}``.
     scores : dict
@@ -118,6 +125,46 @@ class Equations:
     pareto: dict = field(default_factory=dict)
     scores: dict = field(default_factory=dict)
     fit_quality: FitQuality | None = None
+    spread: dict = field(default_factory=dict)
+    members: tuple = ()
+
+    @classmethod
+    def consensus(cls, members) -> Equations:
+        """The equations of an ensemble's members combined: each right-hand side keeps the
+        terms that at least half of the members selected, with the median of their
+        coefficients; ``inclusion`` and ``spread`` say how often each term was selected and
+        how much its coefficient varies; ``scores`` are the members' medians.
+
+        Examples
+        --------
+        >>> import sympy
+        >>> x = sympy.Symbol("x", real=True)
+        >>> found = [Equations({x: -1.0 * x}), Equations({x: -1.2 * x + 0.1}),
+        ...          Equations({x: -1.1 * x})]
+        >>> both = Equations.consensus(found)
+        >>> both.equations[x], round(both.inclusion[x][sympy.Integer(1)], 3)
+        (-1.1*x, 0.333)
+        """
+        members = tuple(members)
+        if not members or not all(isinstance(m, Equations) for m in members):
+            raise TypeError("`members` must be a non-empty sequence of Equations")
+        first = members[0]
+        if any(m.symbols != first.symbols for m in members):
+            raise ValueError("`members` must be equations of the same states")
+        equations, inclusion, spread = {}, {}, {}
+        for s in first.symbols:
+            coefficients = [m.coefficients[s] for m in members]
+            terms = list(dict.fromkeys(t for c in coefficients for t in c))
+            values = {t: np.array([c[t] for c in coefficients if t in c]) for t in terms}
+            inclusion[s] = {t: len(v) / len(members) for t, v in values.items()}
+            spread[s] = {t: (float(v.mean()), float(v.std(ddof=1)) if len(v) > 1 else 0.0)
+                         for t, v in values.items()}
+            equations[s] = sympy.Add(*(sympy.Float(float(np.median(values[t]))) * t
+                                       for t in terms if 2 * len(values[t]) >= len(members)))
+        scores = {s: float(np.median([m.scores[s] for m in members]))
+                  for s in first.scores if all(s in m.scores for m in members)}
+        return cls(equations, first.second_order, first.method, inclusion=inclusion,
+                   scores=scores, spread=spread, members=members)
 
     @property
     def symbols(self) -> tuple:

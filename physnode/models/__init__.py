@@ -2,6 +2,7 @@
 
 from .base import PhysicsModel, load
 from .damping import ConfigurationDamping, ConstantDamping
+from .ensemble import Ensemble, EnsembleFit
 from .hnn import HNN
 from .lnn import LNN
 from .mass import ConfigurationMass, DiagonalMass, UnitMass
@@ -10,4 +11,5 @@ from .neural_ode import NeuralODE
 MODELS = {cls.__name__: cls for cls in (NeuralODE, HNN, LNN)}
 
 __all__ = ["PhysicsModel", "NeuralODE", "HNN", "LNN", "load", "MODELS", "UnitMass",
-           "DiagonalMass", "ConfigurationMass", "ConstantDamping", "ConfigurationDamping"]
+           "DiagonalMass", "ConfigurationMass", "ConstantDamping", "ConfigurationDamping",
+           "Ensemble", "EnsembleFit"]

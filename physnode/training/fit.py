@@ -20,6 +20,7 @@ from .._atomic import atomic_path, read_torch
 from .._validation import TrainingError, check_int, check_real
 from ..data import Trajectories, Trajectory
 from ..models.base import DataScales, parameter_placement
+from ..models.ensemble import Ensemble
 from ..parallel.distributed import DataParallel, rank_device
 from .derivatives import estimate_derivatives
 from .losses import LOSSES, DerivativeLoss, RolloutLoss, positions_only
@@ -82,7 +83,9 @@ def fit(model, data: Trajectories, *, loss="auto", epochs: int | None = None,
     Parameters
     ----------
     model : physnode.models.NeuralODE, HNN or LNN (any ``nn.Module`` vector field)
-        Trained in place.
+        Trained in place. A :class:`physnode.models.Ensemble` trains each member ``i`` as
+        ``fit(member, data, seed=seed + i, ...)`` and returns an
+        :class:`~physnode.models.EnsembleFit`.
     data : Trajectories
         Observed states in the model's coordinates: ``(q, p)`` for HNN, ``(q, q̇)`` for LNN
         and an HNN in velocity coordinates, or positions ``q`` only for those.
@@ -148,6 +151,9 @@ def fit(model, data: Trajectories, *, loss="auto", epochs: int | None = None,
     >>> result.stages, len(result.history)
     (['derivative', 'rollout'], 6)
     """
+    if isinstance(model, Ensemble):
+        options = {k: v for k, v in locals().items() if k not in ("model", "data")}
+        return model.fit(data, fit, **options)
     stages = _stages(loss, window, rollout_method, substeps, adjoint, data)
     width = _check_inputs(model, data, stages, epochs, lr, batch_size, val_fraction,
                           checkpoint_every, resume, checkpoint, patience, schedule,
