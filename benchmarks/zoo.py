@@ -3,7 +3,8 @@
     python benchmarks/zoo.py                       # every case (hours on 2 CPU cores)
     python benchmarks/zoo.py --quick               # one seed, 1% noise, no unit change
     python benchmarks/zoo.py --systems pendulum --seeds 1 --noise 0.05
-    python benchmarks/zoo.py --jobs 16             # cases in parallel, one thread each
+    python benchmarks/zoo.py --jobs 16             # 16 dask workers, one thread each
+    python benchmarks/zoo.py --scheduler tcp://host:8786   # a running dask scheduler
 
 One code path for every case, defaults only: the script chooses the model family from what
 the system is (an HNN for a conservative mechanical system, a dissipative HNN for a damped
@@ -23,20 +24,20 @@ one, a NeuralODE otherwise) and nothing else. Every case:
   states.
 
 Reported per case: exact support, the worst relative coefficient error over the true terms,
-the fit quality, the energy-error ratio NeuralODE/HNN and the wall time; JSON lines to
-``--out`` (a rerun skips the cases already there), and the summary table with ``--table``.
+the fit quality, the energy-error ratio NeuralODE/HNN and the wall time. The cases run as a
+sweep (:func:`physnode.sweep` with this script's pipeline as ``run``, every case on one
+thread): JSON lines to ``--out`` keyed by the case's settings, so a rerun skips the cases
+already there and a failing case is recorded with its error; the summary table with
+``--table``.
 """
 
 from __future__ import annotations
 
 import argparse
-import concurrent.futures
-import json
 import math
 import platform
 import time
 import warnings
-from pathlib import Path
 
 import numpy as np
 import sympy
@@ -44,18 +45,19 @@ import torch
 
 import physnode as pn
 
+#: label: (reference system, its parameters)
 SYSTEMS = {
-    "pendulum": lambda: pn.systems.Pendulum(),
-    "pendulum L=0.5 m=2": lambda: pn.systems.Pendulum(length=0.5, mass=2.0),
-    "spring": lambda: pn.systems.MassSpring(k=2.0, mass=1.0),
-    "damped spring": lambda: pn.systems.MassSpring(k=3.0, mass=0.5, damping=0.2),
-    "Duffing": lambda: pn.systems.Duffing(alpha=1.0, beta=1.0),
-    "coupled springs": lambda: pn.systems.CoupledSprings(k1=1.0, k2=0.5, k3=1.5, m1=1.0,
-                                                         m2=2.0),
-    "Henon-Heiles": lambda: pn.systems.HenonHeiles(),
-    "Lotka-Volterra": lambda: pn.systems.LotkaVolterra(),
-    "Van der Pol": lambda: pn.systems.VanDerPol(mu=1.0),
-    "Lorenz": lambda: pn.systems.Lorenz(),
+    "pendulum": ("pendulum", {}),
+    "pendulum L=0.5 m=2": ("pendulum", {"length": 0.5, "mass": 2.0}),
+    "spring": ("massspring", {"k": 2.0, "mass": 1.0}),
+    "damped spring": ("massspring", {"k": 3.0, "mass": 0.5, "damping": 0.2}),
+    "Duffing": ("duffing", {"alpha": 1.0, "beta": 1.0}),
+    "coupled springs": ("coupledsprings", {"k1": 1.0, "k2": 0.5, "k3": 1.5, "m1": 1.0,
+                                           "m2": 2.0}),
+    "Henon-Heiles": ("henonheiles", {}),
+    "Lotka-Volterra": ("lotkavolterra", {}),
+    "Van der Pol": ("vanderpol", {"mu": 1.0}),
+    "Lorenz": ("lorenz", {}),
 }
 ONE_DOF = ("pendulum", "pendulum L=0.5 m=2", "spring", "damped spring", "Duffing",
            "Lotka-Volterra", "Van der Pol")
@@ -116,8 +118,29 @@ def score(found, truth):
             "missing": sum(len(e["missing"]) for e in report["equations"].values())}
 
 
+def build(name):
+    system, parameters = SYSTEMS[name]
+    return pn.systems.REFERENCE_SYSTEMS[system](**parameters)
+
+
+def case(name, noise, seed, units, energy=True):
+    """The zoo case as a sweep :class:`~physnode.parallel.Case`: the system and its
+    parameters, noise and seed as fields, the label, the unit change and the energy
+    comparison as options of :func:`zoo_case`."""
+    system, parameters = SYSTEMS[name]
+    return pn.parallel.Case(system=system, parameters=parameters, noise=noise, seed=seed,
+                            options={"label": name, "units": units, "energy": energy})
+
+
+def zoo_case(case):
+    """A sweep's ``run``: :func:`run_case` of the case's settings."""
+    options = case.options
+    return run_case(options["label"], case.noise, case.seed, options["units"],
+                    options["energy"])
+
+
 def run_case(name, noise, seed, units, energy=True):
-    system = SYSTEMS[name]()
+    system = build(name)
     data = pn.data.simulate(system, n_trajectories=8, t_span=(0.0, 10.0), n_points=200,
                             noise=noise, irregular=True, seed=seed)
     data, truth = convert(data, system, units)
@@ -189,22 +212,6 @@ def table(rows):
     return "\n".join(lines)
 
 
-def recorded_case(name, noise, seed, units, energy=True):
-    """:func:`run_case`, with a failure recorded as a row rather than raised."""
-    try:
-        return run_case(name, noise, seed, units, energy)
-    except Exception as error:                          # recorded, not fatal
-        return {"system": name, "noise": noise, "seed": seed, "units": units,
-                "error": f"{type(error).__name__}: {error}", "exact_support": False,
-                "max_coefficient_error": math.inf, "seconds": math.nan, "model": "?"}
-
-
-def _write(out, row):
-    print(json.dumps(row), flush=True)
-    with out.open("a") as fh:
-        fh.write(json.dumps(row) + "\n")
-
-
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
@@ -215,39 +222,28 @@ def main(argv=None):
     parser.add_argument("--no-energy", dest="energy", action="store_false",
                         help="skip the NeuralODE fit and the energy comparison")
     parser.add_argument("--jobs", type=int, default=1,
-                        help="cases run in parallel processes of one thread each")
-    parser.add_argument("--threads", type=int, default=None,
-                        help="torch threads (default: torch's own)")
+                        help="dask workers (one-thread processes); 1: in this process")
+    parser.add_argument("--scheduler", default=None,
+                        help="a running dask scheduler's address instead of --jobs")
     parser.add_argument("--out", default="benchmarks/zoo.jsonl")
     parser.add_argument("--table", action="store_true", help="print the table of --out")
     args = parser.parse_args(argv)
-    out = Path(args.out)
-    done = [json.loads(line) for line in out.read_text().splitlines()] if out.is_file() else []
     if args.table:
-        print(table(done))
+        print(table(pn.parallel.read_table(args.out)))
         return
-    if args.threads:
-        torch.set_num_threads(args.threads)
     if args.quick:
         args.noise, args.seeds, args.units = [0.01], 1, "si"
     unit_options = {"both": (False, True), "si": (False,), "other": (True,)}[args.units]
-    keys = {(r["system"], r["noise"], r["seed"], r["units"]) for r in done}
-    print(f"# {platform.processor() or platform.machine()}, {torch.get_num_threads()} "
-          f"thread(s), torch {torch.__version__}", flush=True)
-    cases = [(name, noise, seed, units) for units in unit_options for noise in args.noise
-             for name in args.systems for seed in range(args.seeds)
-             if (name, noise, seed, units) not in keys]
-    if args.jobs > 1:
-        with concurrent.futures.ProcessPoolExecutor(args.jobs, initializer=torch.set_num_threads,
-                                                    initargs=(1,)) as pool:
-            for row in concurrent.futures.as_completed(
-                    [pool.submit(recorded_case, *case, args.energy) for case in cases]):
-                _write(out, row.result())
-    else:
-        for case in cases:
-            _write(out, recorded_case(*case, args.energy))
-    rows = [json.loads(line) for line in out.read_text().splitlines()]
-    print(table(rows))
+    print(f"# {platform.processor() or platform.machine()}, one thread per case, "
+          f"torch {torch.__version__}", flush=True)
+    todo = [case(name, noise, seed, units, args.energy) for units in unit_options
+            for noise in args.noise for name in args.systems for seed in range(args.seeds)]
+    client = args.scheduler or ("serial" if args.jobs == 1 else None)
+    rows = pn.sweep(todo, args.out, client=client, workers=args.jobs, run=zoo_case)
+    failed = [r for r in rows if r["status"] != "ok"]
+    for r in failed:
+        print(f"failed: {r['system']} noise {r['noise']} seed {r['seed']}: {r['error']}")
+    print(table([r for r in rows if r["status"] == "ok"]))
 
 
 if __name__ == "__main__":

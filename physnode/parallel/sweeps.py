@@ -17,6 +17,7 @@ existing ``Client``; ``client="serial"`` runs the cases one after another in thi
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import dataclasses
 import io
@@ -63,6 +64,9 @@ class Case:
     model_options, fit_options : dict
         Keywords of the model's constructor and of :func:`physnode.fit` (hyper-parameters
         to sweep); empty for the defaults.
+    options : dict
+        Settings that a pipeline of your own (``sweep(..., run=...)``) reads; part of the
+        case's key. The default pipeline refuses them.
     """
 
     system: str | None = None
@@ -77,6 +81,7 @@ class Case:
     model: str = "auto"
     model_options: dict = field(default_factory=dict)
     fit_options: dict = field(default_factory=dict)
+    options: dict = field(default_factory=dict)
 
     def __post_init__(self):
         from ..systems import REFERENCE_SYSTEMS
@@ -93,7 +98,7 @@ class Case:
         if self.model not in MODELS:
             raise ValueError(f"`model` must be one of {', '.join(map(repr, MODELS))}; got "
                              f"{self.model!r}")
-        for name in ("parameters", "model_options", "fit_options"):
+        for name in ("parameters", "model_options", "fit_options", "options"):
             if not isinstance(getattr(self, name), dict):
                 raise TypeError(f"`{name}` must be a dict of keywords; got "
                                 f"{type(getattr(self, name)).__name__}")
@@ -174,28 +179,40 @@ def run_case(case: Case) -> dict:
     """One case on one thread (torch's and the BLAS numpy uses, as in a dask worker, so a
     case gives the same numbers wherever it runs): its table row (``status`` ``"ok"`` or
     ``"failed"`` with the error; never raises for a failing case)."""
-    import torch
-    from threadpoolctl import threadpool_limits
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
     row = {}
     start = time.perf_counter()
     try:
-        with threadpool_limits(limits=1):
+        with one_thread():
             row.update(_pipeline(case), status="ok", error="")
     except Exception as error:                       # recorded, not fatal
         row.update(status="failed", error=f"{type(error).__name__}: {error}",
                    traceback=traceback.format_exc(limit=4))
-    finally:
-        torch.set_num_threads(threads)
     row["seconds"] = round(time.perf_counter() - start, 2)
     return row
+
+
+@contextlib.contextmanager
+def one_thread():
+    """Torch and the BLAS libraries on one thread inside, restored afterwards: what every
+    case of a sweep runs under, whatever its pipeline."""
+    import torch
+    from threadpoolctl import threadpool_limits
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with threadpool_limits(limits=1):
+            yield
+    finally:
+        torch.set_num_threads(threads)
 
 
 def _pipeline(case: Case) -> dict:
     import torch
 
     import physnode as pn
+    if case.options:
+        raise ValueError(f"the default pipeline takes no `options`; got "
+                         f"{sorted(case.options)} (they are for a `run=` of your own)")
     system = (pn.systems.REFERENCE_SYSTEMS[case.system.lower()](**case.parameters)
               if case.system is not None else None)
     if case.data is not None:
@@ -246,8 +263,11 @@ def sweep(cases_or_config, out=None, *, client=None, workers: int | None = None,
     ----------
     cases_or_config : list of Case, or a configuration dict (see :func:`cases`)
     out : path, optional
-        The table (CSV), rewritten atomically as each case finishes. Cases whose key is
-        already there with status ``ok`` are not run again; failed ones are.
+        The table, rewritten atomically as each case finishes: CSV with the columns of
+        :data:`COLUMNS`, or, for a ``.jsonl`` path, one JSON object per line holding every
+        field of the rows as the run returned them (nested values included: for a ``run`` of
+        your own). Cases whose key is already there with status ``ok`` are not run again;
+        failed ones are.
     client : None, ``"serial"``, a scheduler address or a ``dask.distributed.Client``
         None starts a ``LocalCluster`` of ``workers`` one-thread processes (default: the
         CPU count) for this sweep. A scheduler of your own should run one-thread workers
@@ -258,8 +278,9 @@ def sweep(cases_or_config, out=None, *, client=None, workers: int | None = None,
         a case that raises is recorded at once.
     run : callable, optional
         What each case goes through: :func:`run_case` by default, or any importable
-        function of a :class:`Case` returning its row as a dict (a pipeline of your own);
-        an exception it raises is recorded as the case's error.
+        function of a :class:`Case` returning its row as a dict (a pipeline of your own,
+        run on one thread like the default one: :func:`one_thread`); an exception it raises
+        is recorded as the case's error.
     """
     if workers is not None:
         check_int("workers", workers, minimum=1)
@@ -292,9 +313,10 @@ def sweep(cases_or_config, out=None, *, client=None, workers: int | None = None,
 
 
 def _attempt(run, case):
-    """``run(case)``, or the error it raised."""
+    """``run(case)`` on one thread, or the error it raised."""
     try:
-        return run(case)
+        with one_thread():
+            return run(case)
     except Exception as error:
         return error
 
@@ -353,6 +375,8 @@ def read_table(path) -> list[dict]:
     path = Path(path)
     if not path.is_file():
         return []
+    if path.suffix == ".jsonl":
+        return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
     with path.open(newline="") as f:
         rows = list(csv.DictReader(f))
     for row in rows:
@@ -370,13 +394,23 @@ def read_table(path) -> list[dict]:
 
 
 def write_table(path, rows) -> Path:
-    """Write sweep rows as CSV, atomically."""
+    """Write sweep rows as CSV (JSON lines for a ``.jsonl`` path), atomically."""
+    if Path(path).suffix == ".jsonl":
+        return write_text_atomic(path, "".join(json.dumps(row, default=_json_default) + "\n"
+                                               for row in rows))
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=COLUMNS, extrasaction="ignore")
     writer.writeheader()
     for row in rows:
         writer.writerow({k: _cell(row.get(k)) for k in COLUMNS})
     return write_text_atomic(path, buffer.getvalue())
+
+
+def _json_default(value):
+    """What JSON cannot hold as it is: numpy and torch scalars and arrays, tuples' kin."""
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    raise TypeError(f"a sweep row holds a {type(value).__name__}, which JSON cannot store")
 
 
 def _cell(value):

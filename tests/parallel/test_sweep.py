@@ -128,3 +128,35 @@ def test_the_sweep_command_runs_a_toml_configuration(tmp_path):
                          cwd=tmp_path, capture_output=True, text=True, timeout=600)
     assert bad.returncode == 2
     assert bad.stderr.strip() == "physnode sweep: error: no sweep configuration at missing.toml"
+
+
+def nested_pipeline(case):
+    """A pipeline of one's own: reads the case's options, returns nested values."""
+    if case.options.get("fail"):
+        raise RuntimeError("asked to fail")
+    return {"label": case.options["label"], "scores": {"exact": [True, False]},
+            "epochs": {"derivative": 3}, "ratio": float("inf")}
+
+
+def test_a_jsonl_table_keeps_nested_rows_and_the_options_key_cases(tmp_path):
+    out = tmp_path / "zoo.jsonl"
+    todo = [Case(system="pendulum", options={"label": "a"}),
+            Case(system="pendulum", options={"label": "b"}),
+            Case(system="pendulum", options={"label": "c", "fail": True})]
+    rows = pn.sweep(todo, out, client="serial", run=nested_pipeline)
+    assert [r["status"] for r in rows] == ["ok", "ok", "failed"]
+    table = read_table(out)
+    assert table[:2] == rows[:2]                  # nested values come back as written
+    assert table[0]["scores"] == {"exact": [True, False]} and table[1]["label"] == "b"
+    assert "RuntimeError: asked to fail" in table[2]["error"]
+    ran = []
+    pn.sweep(todo, out, client="serial",
+             run=lambda case: ran.append(case.options["label"]) or {"label": "again"})
+    assert ran == ["c"] and len(read_table(out)) == 3
+
+
+def test_the_default_pipeline_refuses_options():
+    (row,) = pn.sweep([Case(system="pendulum", options={"units": True})], client="serial")
+    assert row["status"] == "failed"
+    assert row["error"] == ("ValueError: the default pipeline takes no `options`; got "
+                            "['units'] (they are for a `run=` of your own)")
