@@ -255,6 +255,9 @@ class Attempt(NamedTuple):
     nfev, njev, nlu : torch.Tensor or None
         ``(B,)`` integer counts of this attempt's evaluations of ``f``, Jacobians and LU
         factorisations; ``None`` for work the method never does.
+    dense : object
+        What the method's :meth:`AdaptiveIntegrator.interpolant` needs of this attempt (its
+        stages), or ``None`` for a method without dense output.
     """
 
     y: torch.Tensor
@@ -265,6 +268,7 @@ class Attempt(NamedTuple):
     nfev: torch.Tensor
     njev: torch.Tensor | None = None
     nlu: torch.Tensor | None = None
+    dense: Any = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -284,6 +288,10 @@ class Integrator(ABC):
     ``reversible`` : bool
         The step with ``−h`` inverts the step with ``h`` (symmetric methods): the reversible
         adjoint of ``solve(..., adjoint=True)`` applies.
+    ``dense_order`` : int or None
+        Order of the method's dense output (an adaptive method's
+        :meth:`AdaptiveIntegrator.interpolant`, local error ``O(h^(q+1))``); ``None`` for a
+        method without one, which then takes no ``events`` and no ``dense=True``.
 
     Its coefficients (tableau, splitting coefficients) are class constants too: a method is
     its class, options only tune how it is solved.
@@ -295,6 +303,7 @@ class Integrator(ABC):
     implicit: ClassVar[bool] = False
     symplectic: ClassVar[bool] = False
     reversible: ClassVar[bool] = False
+    dense_order: ClassVar[int | None] = None
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -351,6 +360,13 @@ class AdaptiveIntegrator(Integrator):
     @property
     def error_exponent(self) -> float:
         return 1 / (self.error_order + 1)
+
+    def interpolant(self, y: torch.Tensor, h: torch.Tensor, attempt: Attempt) -> torch.Tensor:
+        """Dense output over an attempted step from ``y (B, n)`` with ``h (B, 1)``: the
+        coefficients ``C (B, m, n)`` of ``y(t + θh) = y + Σ_{k=1}^{m} θᵏ C_k``, ``θ ∈ [0, 1]``
+        (see :mod:`.dense`), from ``attempt.dense``. Meaningful where the attempt is accepted;
+        differentiable when the step is."""
+        raise NotImplementedError(f"{type(self).__name__} has no dense output")
 
     @abstractmethod
     def init(self, field: Field, t: torch.Tensor, y: torch.Tensor,

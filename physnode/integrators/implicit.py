@@ -42,6 +42,7 @@ from .base import (
     rms,
 )
 from .controllers import PredictiveController, StepSizeController
+from .dense import hermite
 from .explicit import combine
 from .newton import (
     Newton,
@@ -359,6 +360,7 @@ class AdaptiveImplicit(AdaptiveIntegrator):
 
     implicit = True
     tableau: ClassVar[ButcherTableau]
+    dense_order = 3                               # the cubic Hermite interpolant
     #: the type of the per-sample state
     state_type: ClassVar[type[ImplicitState]] = ImplicitState
     newton: Newton = Newton(max_iter=6)
@@ -401,9 +403,16 @@ class AdaptiveImplicit(AdaptiveIntegrator):
         y_new = stages.y_new
         if field.needs_grad:
             y_new = self._differentiable_step(field, t, y_in, h, stages)
+        dense = self._dense_data(state, stages, f_new)
         state = self._next_state(state, stages, accepted, f_new, h[:, 0], norm, keep)
         return Attempt(y=y_new, error=norm, accepted=accepted, factor=factor, state=state,
-                       nfev=nfev, njev=njev, nlu=nlu)
+                       nfev=nfev, njev=njev, nlu=nlu, dense=dense)
+
+    def interpolant(self, y, h, attempt):
+        """The cubic Hermite polynomial through the ends of the step and their derivatives
+        (order 3): coefficients ``(B, 3, n)``. Its values do not carry gradients."""
+        f0, f1 = attempt.dense
+        return hermite(y, attempt.y, f0, f1, h.to(y.dtype))
 
     # What a method supplies --------------------------------------------------------------
 
@@ -436,6 +445,11 @@ class AdaptiveImplicit(AdaptiveIntegrator):
     def _kept_from(self, stages) -> dict:
         """The method's state fields to keep where the attempt is accepted."""
         return {}
+
+    def _dense_data(self, state, stages, f_new):
+        """What :meth:`interpolant` needs of the attempt: by default the derivatives at both
+        ends of the step."""
+        return state.f0, f_new
 
     # The shared machinery ------------------------------------------------------------------
 
@@ -546,6 +560,17 @@ class RadauIIA(AdaptiveImplicit):
         super().__init_subclass__(**kwargs)
         if "tableau" in cls.__dict__:
             cls.error_order = cls.tableau.stages      # the estimate is O(h^(s+1))
+            cls.dense_order = cls.tableau.stages      # the collocation polynomial
+
+    def _dense_data(self, state, stages, f_new):
+        return stages.Z
+
+    def interpolant(self, y, h, attempt):
+        """The collocation polynomial of the step, through ``(0, 0)`` and ``(c_j, Z_j)``:
+        order ``s`` (Hairer & Wanner II, §IV.8), coefficients ``(B, s, n)``. Its values do
+        not carry gradients."""
+        return _collocation_coefficients(self.tableau, h.dtype, h.device).to(
+            attempt.dense.dtype) @ attempt.dense
 
     @staticmethod
     @functools.lru_cache(maxsize=16)
@@ -651,6 +676,15 @@ class RadauIIA(AdaptiveImplicit):
     def _differentiable_step(self, field, t, y, h, stages):
         A, _, c, _ = self.tableau.tensors(h.dtype, y.device)
         return y + implicit_function_correction(field, t, y, h, A, c, stages.Z)[:, -1]
+
+
+@functools.lru_cache(maxsize=16)
+def _collocation_coefficients(tableau, dtype, device) -> torch.Tensor:
+    """``V⁻¹ (s, s)`` with ``V_jk = c_j^k`` (``k = 1 … s``): the θ-coefficients of the
+    polynomial through ``(0, 0)`` and ``(c_j, Z_j)`` are ``V⁻¹ Z``."""
+    c = np.asarray(tableau.c, dtype=np.float64)
+    V = c[:, None] ** np.arange(1, len(c) + 1)
+    return torch.tensor(np.linalg.inv(V), dtype=dtype, device=device)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -16,6 +16,7 @@ region whose saved tensors are dropped.)
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, fields, replace
 
@@ -31,6 +32,8 @@ from .base import (  # noqa: F401 - RowTime is re-exported
     Tolerance,
 )
 from .controllers import initial_step
+from .dense import DenseOutput
+from .events import EventWatcher
 
 
 def _failure(message, stats, samples, t):
@@ -204,9 +207,15 @@ class _Running:
 
 def integrate_adaptive(method: AdaptiveIntegrator, field: Field, y0, t_out, f0,
                        tolerance: Tolerance, max_steps: int,
-                       params: tuple[torch.Tensor, ...] | None = None):
+                       params: tuple[torch.Tensor, ...] | None = None,
+                       watcher: EventWatcher | None = None, dense: DenseOutput | None = None):
     """Per-sample adaptive stepping: every sample has its own time, step size, state and
     accept/reject decision. Returns ``(ys, stats)`` with per-sample stats.
+
+    With a ``watcher``, every accepted step is searched for its events, and a sample that a
+    terminal event stops leaves the loop there, its remaining outputs holding the state at
+    the event; with ``dense``, every accepted step's interpolant is recorded. Neither works
+    with ``params``.
 
     The loop works on a compact set of the samples still running; finished samples leave it
     (one gather per finishing event, not per step), so the cost follows the active batch.
@@ -253,7 +262,18 @@ def integrate_adaptive(method: AdaptiveIntegrator, field: Field, y0, t_out, f0,
             h_try = torch.where(lands, target - t, h)
             result = method.attempt(rows, t, y, h_try.unsqueeze(-1), state, tolerance)
             accepted = result.accepted
-            t = torch.where(accepted, torch.where(lands, target, t + h_try), t)
+            t_new = torch.where(lands, target, t + h_try)
+            stop = None
+            if watcher is not None or dense is not None:
+                interpolant = functools.cache(functools.partial(
+                    method.interpolant, y, h_try.unsqueeze(-1), result))
+                if dense is not None and bool(accepted.any()):
+                    a = accepted.nonzero().reshape(-1)
+                    dense.add(ids[a], t[a], (t_new - t)[a], y[a], interpolant()[a])
+                if watcher is not None:
+                    stop = watcher.step(rows, ids, t, y, t_new - t, t_new, result.y,
+                                        accepted, interpolant)
+            t = torch.where(accepted, t_new, t)
             y = torch.where(accepted.unsqueeze(-1), result.y, y)
             h = controller.next_step(h, h_try, result.factor, accepted=accepted, lands=lands,
                                      error=result.error)
@@ -266,10 +286,20 @@ def integrate_adaptive(method: AdaptiveIntegrator, field: Field, y0, t_out, f0,
             work["steps"] += accepted
             work["rejected"] += ~accepted
             reached = accepted & lands
-            if bool(reached.any()):
+            if stop is not None:
+                stopped, t_stop, y_stop = stop
+                t = torch.where(stopped, t_stop, t)
+                y = torch.where(stopped.unsqueeze(-1), y_stop, y)
+                reached &= ~stopped
+            if stop is not None or bool(reached.any()):
                 outputs.append((next_out[reached], ids[reached], y[reached]))
                 next_out = next_out + reached.long()
                 finished = next_out >= T
+                if stop is not None:        # the later outputs hold the state at the event
+                    later = torch.arange(T, device=y.device) >= next_out.unsqueeze(-1)
+                    row, index = (later & stopped.unsqueeze(-1)).nonzero().unbind(-1)
+                    outputs.append((index, ids[row], y[row]))
+                    finished |= stopped
                 if bool(finished.any()):
                     for key in stats:
                         stats[key] = stats[key].index_put((ids[finished],),
