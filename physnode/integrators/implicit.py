@@ -394,8 +394,9 @@ class AdaptiveImplicit(AdaptiveIntegrator):
                                torch.full_like(norm, math.inf))
             accepted = norm <= 1
             factor, keep = self._step_factor(norm, accepted, stages, h[:, 0], state)
-            f_new, nfev_new = self._new_derivative(field, t, h, stages, accepted)
-            f_new = torch.where(accepted.unsqueeze(-1), f_new, state.f0)
+            f_end, nfev_new = self._new_derivative(field, t, h, stages, accepted)
+            dense = self._dense_data(state, stages, f_end)
+            f_new = torch.where(accepted.unsqueeze(-1), f_end, state.f0)
             nfev = stages.nfev
             for extra in (nfev_error, nfev_new):
                 if extra is not None:
@@ -403,7 +404,6 @@ class AdaptiveImplicit(AdaptiveIntegrator):
         y_new = stages.y_new
         if field.needs_grad:
             y_new = self._differentiable_step(field, t, y_in, h, stages)
-        dense = self._dense_data(state, stages, f_new)
         state = self._next_state(state, stages, accepted, f_new, h[:, 0], norm, keep)
         return Attempt(y=y_new, error=norm, accepted=accepted, factor=factor, state=state,
                        nfev=nfev, njev=njev, nlu=nlu, dense=dense)
