@@ -180,6 +180,8 @@ class EventWatcher:
             self.g = torch.stack([self._value(i, self.fns[i], t0.expand(B), y0)
                                   for i in range(len(events))])           # (E, B)
         self.found = [[] for _ in events]
+        self.wanted = torch.tensor([e.direction for e in events],
+                                   device=y0.device).unsqueeze(-1)        # (E, 1)
         self.t_end = t_final.expand(B).clone()
         self.stop_event = torch.full((B,), -1, dtype=torch.long, device=y0.device)
 
@@ -199,31 +201,26 @@ class EventWatcher:
         running samples ``ids``; ``field`` is theirs, ``interpolant()`` the steps'
         coefficients. Records them and returns ``None`` or, for the samples a terminal event
         stops, ``(stopped (R,), t_stop (R,), y_stop (R, n))``."""
-        taken = accepted.nonzero().reshape(-1)
-        if taken.numel() == 0:
-            return None
-        at = ids[taken]
-        fns = [fn.take(at) for fn in self.fns]
-        with torch.no_grad():
-            g_new = torch.stack([self._value(i, fn, t_new[taken], y_new[taken].detach())
+        fns = [fn.take(ids) for fn in self.fns]
+        g_old = self.g[:, ids]
+        with torch.no_grad():           # rejected rows are evaluated too, and then ignored
+            g_new = torch.stack([self._value(i, fn, t_new, y_new.detach())
                                  for i, fn in enumerate(fns)])
-        g_old = self.g[:, at]
-        self.g[:, at] = g_new
+        g_new = torch.where(accepted, g_new, g_old)
+        self.g[:, ids] = g_new
         sign = torch.sign(g_old)
-        crossed = (sign != 0) & (g_new * sign <= 0)
-        wanted = torch.tensor([e.direction for e in self.events], device=sign.device)
-        crossed &= (wanted[:, None] == 0) | (wanted[:, None] == -sign)
+        crossed = accepted & (sign != 0) & (g_new * sign <= 0) & (
+            (self.wanted == 0) | (self.wanted == -sign))
         if not bool(crossed.any()):
             return None
-        coefficients = interpolant()[taken]
-        y0, t0, hk = y[taken], t[taken], h[taken]
+        coefficients = interpolant()
         eps = torch.finfo(t.dtype).eps
-        found = []                                  # (event, rows of taken, t*, y*)
+        found = []                                  # (event, rows, t*, y*)
         for i, fn in enumerate(fns):
             rows = crossed[i].nonzero().reshape(-1)
             if rows.numel() == 0:
                 continue
-            fn_r, y_r, t_r, h_r, C_r = fn.take(rows), y0[rows], t0[rows], hk[rows], \
+            fn_r, y_r, t_r, h_r, C_r = fn.take(rows), y[rows], t[rows], h[rows], \
                 coefficients[rows]
             with torch.no_grad():
                 along = functools.partial(_along, fn_r, t_r, h_r, y_r.detach(), C_r.detach())
@@ -232,11 +229,11 @@ class EventWatcher:
                                           / h_r.abs()))
             t_star = t_r + theta * h_r
             y_star = evaluate(y_r, C_r, theta)
-            t_star, y_star = self._differentiable(fn_r, field.take(taken[rows]), t_star, y_star)
+            t_star, y_star = self._differentiable(fn_r, field.take(rows), t_star, y_star)
             found.append((i, rows, t_star, y_star))
         # The earliest terminal crossing of each sample ends it; later crossings are dropped.
-        stop_key = torch.full_like(t0, torch.inf)
-        stop_by = torch.full_like(taken, -1)
+        stop_key = torch.full_like(t, torch.inf)
+        stop_by = torch.full_like(ids, -1)
         for i, rows, t_star, _ in reversed(found):   # ties go to the first event
             if self.events[i].terminal:
                 key = self.direction * t_star.detach()
@@ -244,23 +241,20 @@ class EventWatcher:
                 stop_key[rows] = torch.where(earlier, key, stop_key[rows])
                 stop_by[rows] = torch.where(earlier, i, stop_by[rows])
         stopped = stop_by >= 0
-        t_stop, y_stop = t0.clone(), y0.clone()
+        t_stop, y_stop = t, y
         for i, rows, t_star, y_star in found:
             keep = self.direction * t_star.detach() <= stop_key[rows]
             if self.events[i].terminal:
                 keep &= stop_by[rows] == i
                 ends = rows[keep]
-                t_stop = t_stop.index_put((ends,), t_star[keep])
+                t_stop = t_stop.index_put((ends,), t_star[keep].detach())
                 y_stop = y_stop.index_put((ends,), y_star[keep])
-            self.found[i].append((at[rows[keep]], t_star[keep], y_star[keep]))
+            self.found[i].append((ids[rows[keep]], t_star[keep], y_star[keep]))
         if not bool(stopped.any()):
             return None
-        self.t_end[at[stopped]] = t_stop[stopped].detach()
-        self.stop_event[at[stopped]] = stop_by[stopped]
-        mask = torch.zeros_like(accepted)
-        mask[taken] = stopped
-        return (mask, t.index_put((taken,), t_stop.detach()),
-                y.index_put((taken,), y_stop))
+        self.t_end[ids[stopped]] = t_stop[stopped]
+        self.stop_event[ids[stopped]] = stop_by[stopped]
+        return stopped, t_stop, y_stop
 
     @staticmethod
     def _differentiable(fn, field, t_star, y_star):
