@@ -25,6 +25,13 @@ def hermite(y0: torch.Tensor, y1: torch.Tensor, f0: torch.Tensor, f1: torch.Tens
     return torch.stack([hf0, 3 * delta - 2 * hf0 - hf1, hf0 + hf1 - 2 * delta], dim=-2)
 
 
+def sample_order(ids: torch.Tensor, t: torch.Tensor, direction: float) -> torch.Tensor:
+    """The permutation that sorts records by sample ``ids``, then by time in the direction of
+    integration."""
+    order = torch.argsort(direction * t.detach(), stable=True)
+    return order[torch.argsort(ids[order], stable=True)]
+
+
 def evaluate(y0: torch.Tensor, coefficients: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
     """``y0 + Σ_k θᵏ C_k`` by Horner's rule: ``y0 (..., n)``, ``C (..., m, n)``, ``θ (...)``."""
     theta = theta.unsqueeze(-1).to(coefficients.dtype)
@@ -65,8 +72,7 @@ class DenseOutput:
             self.add(torch.arange(B, device=y0.device), t0.expand(B), torch.ones_like(t_end),
                      y0, y0.new_zeros(B, 1, n))
         ids, t, h, y, coefficients = (torch.cat(x) for x in zip(*self._parts))
-        order = torch.argsort(self.direction * t, stable=True)
-        order = order[torch.argsort(ids[order], stable=True)]
+        order = sample_order(ids, t, self.direction)
         self.ids, self.t, self.h = ids[order], t[order], h[order]
         self.y, self.coefficients = y[order], coefficients[order]
         self.counts = torch.bincount(self.ids, minlength=self.batch)

@@ -25,7 +25,7 @@ import torch
 
 from .._validation import check_instance
 from .base import RowTime
-from .dense import evaluate
+from .dense import evaluate, sample_order
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -288,7 +288,6 @@ class EventWatcher:
                                                            device=like.device)))
                 continue
             sample, t, y = (torch.cat(x) for x in zip(*parts))
-            order = torch.argsort(self.direction * t.detach(), stable=True)
-            order = order[torch.argsort(sample[order], stable=True)]
+            order = sample_order(sample, t, self.direction)
             result.append(Crossings(t=t[order], y=y[order], sample=sample[order]))
         return tuple(result)
