@@ -222,9 +222,8 @@ def solve(f, y0: torch.Tensor, t, method="rk4", dt: float | None = None, rtol: f
     the start time does not count) the zero is found on the step's interpolant to round-off,
     so event times are as accurate as the dense output (``dopri5``: order 4). An even number
     of sign changes within one step is not seen. Event times and states are differentiable
-    (``dopri5``) by the implicit function theorem, ``dt*/dθ = −(∂g/∂θ)/(dg/dt)`` for
-    ``g(t) = fn(t, y(t))``; the interpolants of the implicit methods carry no gradients, so
-    they take ``events`` and ``dense`` only for states without a graph.
+    by the implicit function theorem, ``dt*/dθ = −(∂g/∂θ)/(dg/dt)`` for
+    ``g(t) = fn(t, y(t))``, and so is :meth:`Solution.interpolate`.
 
     Examples
     --------
@@ -302,11 +301,6 @@ def solve(f, y0: torch.Tensor, t, method="rk4", dt: float | None = None, rtol: f
         ys, stats = solve_reversible_adjoint(
             integrator, field.variant(needs_grad=needs_grad), y, t, dt, params)
     elif integrator.adaptive:
-        if wanted and integrator.implicit and torch.is_grad_enabled() and (
-                needs_grad or y.requires_grad):
-            raise ValueError(f"{wanted} with gradients needs 'dopri5': the interpolants of "
-                             f"{integrator.name!r} carry no gradients; solve under "
-                             f"torch.no_grad() or with method='dopri5'")
         direction = 1.0 if t.shape[0] < 2 or bool(t[-1] > t[0]) else -1.0
         watcher = EventWatcher(events, args, t[0], y, t[-1], direction) if events else None
         record = DenseOutput(y.shape[0], direction) if dense else None

@@ -403,14 +403,14 @@ class AdaptiveImplicit(AdaptiveIntegrator):
                     nfev = nfev + extra
         y_new = stages.y_new
         if field.needs_grad:
-            y_new = self._differentiable_step(field, t, y_in, h, stages)
+            y_new, dense = self._differentiable_step(field, t, y_in, h, stages)
         state = self._next_state(state, stages, accepted, f_new, h[:, 0], norm, keep)
         return Attempt(y=y_new, error=norm, accepted=accepted, factor=factor, state=state,
                        nfev=nfev, njev=njev, nlu=nlu, dense=dense)
 
     def interpolant(self, y, h, attempt):
         """The cubic Hermite polynomial through the ends of the step and their derivatives
-        (order 3): coefficients ``(B, 3, n)``. Its values do not carry gradients."""
+        (order 3): coefficients ``(B, 3, n)``, differentiable when the step is."""
         f0, f1 = attempt.dense
         return hermite(y, attempt.y, f0, f1, h.to(y.dtype))
 
@@ -439,8 +439,9 @@ class AdaptiveImplicit(AdaptiveIntegrator):
         """``f`` at the new point where accepted, and the evaluations it took (or None)."""
 
     @abstractmethod
-    def _differentiable_step(self, field, t, y, h, stages) -> torch.Tensor:
-        """The new state with the implicit-function-theorem derivative in ``y`` and ``θ``."""
+    def _differentiable_step(self, field, t, y, h, stages) -> tuple:
+        """The new state with the implicit-function-theorem derivative in ``y`` and ``θ``, and
+        the attempt's dense data (as :meth:`_dense_data`) with that derivative too."""
 
     def _kept_from(self, stages) -> dict:
         """The method's state fields to keep where the attempt is accepted."""
@@ -567,8 +568,8 @@ class RadauIIA(AdaptiveImplicit):
 
     def interpolant(self, y, h, attempt):
         """The collocation polynomial of the step, through ``(0, 0)`` and ``(c_j, Z_j)``:
-        order ``s`` (Hairer & Wanner II, §IV.8), coefficients ``(B, s, n)``. Its values do
-        not carry gradients."""
+        order ``s`` (Hairer & Wanner II, §IV.8), coefficients ``(B, s, n)``, differentiable
+        when the step is."""
         return _collocation_coefficients(self.tableau, h.dtype, h.device).to(
             attempt.dense.dtype) @ attempt.dense
 
@@ -675,7 +676,8 @@ class RadauIIA(AdaptiveImplicit):
 
     def _differentiable_step(self, field, t, y, h, stages):
         A, _, c, _ = self.tableau.tensors(h.dtype, y.device)
-        return y + implicit_function_correction(field, t, y, h, A, c, stages.Z)[:, -1]
+        Z = implicit_function_correction(field, t, y, h, A, c, stages.Z)
+        return y + Z[:, -1], Z
 
 
 @functools.lru_cache(maxsize=16)
@@ -825,5 +827,6 @@ class Kvaerno5(AdaptiveImplicit):
             return implicit_function_correction(field, t, base, h, diagonal, c[i:i + 1],
                                                 stages.increments[i])[:, 0]
 
-        y_new, _, _ = self._stages(y, h, field(t, y), corrected_stage)
-        return y_new
+        f0 = field(t, y)
+        y_new, _, k_last = self._stages(y, h, f0, corrected_stage)
+        return y_new, (f0, k_last)
