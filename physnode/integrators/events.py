@@ -12,7 +12,9 @@ none, as in scipy's ``solve_ivp``: events closer together than a step can be mis
 
 The event time is differentiable by the implicit function theorem: with ``g(t*) = 0``,
 ``dt*/dθ = −(∂g/∂θ)/(dg/dt)``, ``dg/dt = ∂fn/∂t + ∂fn/∂y · f(t*, y*)``, and the event state
-gets ``dy*/dθ = ∂y/∂θ|_{t*} + f(t*, y*) dt*/dθ``.
+gets ``dy*/dθ = ∂y/∂θ|_{t*} + f(t*, y*) dt*/dθ``. A zero with ``dg/dt = 0`` (touching, not
+crossing) has no such derivative and raises :class:`physnode.IntegrationError` when gradients
+are wanted.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .._validation import check_instance
+from .._validation import IntegrationError, check_instance
 from .base import RowTime
 from .dense import evaluate, sample_order
 
@@ -229,7 +231,8 @@ class EventWatcher:
                                           / h_r.abs()))
             t_star = t_r + theta * h_r
             y_star = evaluate(y_r, C_r, theta)
-            t_star, y_star = self._differentiable(fn_r, field.take(rows), t_star, y_star)
+            t_star, y_star = self._differentiable(i, fn_r, field.take(rows), t_star, y_star,
+                                                  ids[rows])
             found.append((i, rows, t_star, y_star))
         # The earliest terminal crossing of each sample ends it; later crossings are dropped.
         stop_key = torch.full_like(t, torch.inf)
@@ -257,9 +260,10 @@ class EventWatcher:
         return stopped, t_stop, y_stop
 
     @staticmethod
-    def _differentiable(fn, field, t_star, y_star):
+    def _differentiable(i, fn, field, t_star, y_star, samples):
         """``t*`` and ``y*`` with the implicit-function-theorem derivative (unchanged values),
-        when ``fn(t*, y*)`` carries a graph (through ``y*`` or ``fn``'s parameters)."""
+        when ``fn(t*, y*)`` carries a graph (through ``y*`` or ``fn``'s parameters). A zero
+        where ``dg/dt = 0`` has no such derivative: :class:`IntegrationError`."""
         if not torch.is_grad_enabled():
             return t_star, y_star
         g = fn(t_star, y_star)
@@ -274,6 +278,15 @@ class EventWatcher:
             slope = torch.zeros_like(tt) if gt is None else gt
             if gy is not None:          # dg = Re(conj(∂g) · dy) for complex states
                 slope = slope + (gy.conj() * velocity).real.sum(-1)
+        flat = slope == 0
+        if bool(flat.any()):
+            bad = samples[flat].tolist()
+            first = float(t_star[flat][0])
+            raise IntegrationError(
+                f"`events[{i}]` has a zero with dg/dt = 0 at batch samples {bad[:10]} "
+                f"(t={first:.6g}), where its event time has no derivative; solve under "
+                f"torch.no_grad() or use an event function that crosses zero transversally",
+                samples=bad, t=first)
         delta = -(g - g.detach()) / slope
         return t_star + delta, y_star + velocity * delta.unsqueeze(-1).to(velocity.dtype)
 

@@ -210,6 +210,25 @@ def test_event_time_gradients_agree_with_finite_differences(name):
     assert torch.allclose(dv[:, 0], (v_plus - v_minus) / (2 * step), atol=1e-6)
 
 
+def test_an_event_time_without_a_derivative_raises():
+    # g = s·sign(x − 1) with a parameter s changes sign where x = 1, but dg/dt = 0 there:
+    # the event time has no derivative in s, which a solve with gradients reports.
+    s = torch.tensor(2.0, dtype=F64, requires_grad=True)
+    y0 = torch.tensor([[0.0, 1.0]], dtype=F64)                     # x = t, moving right
+
+    def line(t, y):
+        return torch.cat([y[..., 1:], torch.zeros_like(y[..., 1:])], -1)
+
+    event = pn.Event(fn=lambda t, y: s * torch.sign(y[..., 0] - 1))
+    with pytest.raises(pn.IntegrationError, match=r"^`events\[0\]` has a zero with dg/dt = 0 "
+                                                  r"at batch samples \[0\] \(t=1\), where its "
+                                                  r"event time has no derivative; "):
+        pn.solve(line, y0, [0.0, 2.0], method="dopri5", events=event)
+    with torch.no_grad():
+        sol = pn.solve(line, y0, [0.0, 2.0], method="dopri5", events=event)
+    assert sol.events[0].t.tolist() == pytest.approx([1.0], abs=1e-12)
+
+
 Y0 = drop(torch.tensor([1.0, 2.0, 4.0], dtype=F64))
 T = torch.tensor([0.0, 1.0], dtype=F64)
 
