@@ -63,8 +63,10 @@ class Solution:
     def interpolate(self, t) -> torch.Tensor:
         """States at any times ``t`` within the solve, from the dense output
         (``solve(..., dense=True)``): the interpolant of the step that contains each time,
-        per sample (``dopri5``: order 4; ``radau5``: 3, ``radau9``: 5, the collocation
-        polynomials; ``kvaerno5``: 3, cubic Hermite).
+        per sample, of order ``method.dense_order`` (``dopri5``: its continuous extension,
+        order 4; ``radau5``, ``radau9``: the collocation polynomials, order 3 and 5;
+        ``kvaerno5`` and the fixed-step methods: the cubic Hermite polynomial through the
+        ends of the step, order 3, or the method's order where lower). Differentiable.
 
         Parameters
         ----------
@@ -188,8 +190,8 @@ def solve(f, y0: torch.Tensor, t, method="rk4", dt: float | None = None, rtol: f
         must then be a ``torch.nn.Module`` (tensors a plain function closes over are not
         seen; such a function is refused when its output requires gradients).
     events : callable, Event, or list of them, optional
-        Zero crossings of ``fn(t, y)`` to locate, per sample, on the dense output of an
-        adaptive method (``dopri5``, ``radau5``, ``radau9``, ``kvaerno5``). ``fn`` follows
+        Zero crossings of ``fn(t, y)`` to locate, per sample, on the dense output of the
+        method (see :meth:`Solution.interpolate`). ``fn`` follows
         ``f``'s time convention: ``t`` of shape ``(*batch, 1)``, ``y`` of shape
         ``(*batch, n)`` (``fn(t, y, args)`` with ``args``), and returns ``(*batch,)`` real
         values. A bare callable records every crossing in both directions;
@@ -197,9 +199,12 @@ def solve(f, y0: torch.Tensor, t, method="rk4", dt: float | None = None, rtol: f
         the others go on) and ``direction``. Crossings come back in ``Solution.events``,
         where each sample stopped in ``Solution.t_end`` and ``Solution.stop_event``.
     dense : bool
-        Keep the interpolant of every accepted step for :meth:`Solution.interpolate` (adaptive
-        methods). Memory: ``m + 1`` states per step and sample (``dopri5``: 5, ``radau5``
-        and ``kvaerno5``: 4, ``radau9``: 6).
+        Keep the interpolant of every accepted step for :meth:`Solution.interpolate`.
+        Memory: ``m + 1`` states per step and sample for a polynomial of degree ``m``
+        (``dopri5``: 5, ``radau9``: 6, the others 4). Fixed-step methods evaluate ``f`` once
+        more per step, at its end, for the Hermite polynomial (with ``events`` too; counted
+        in ``nfev``); a sample that a terminal event stopped is stepped on with the batch,
+        its outputs holding the state at the event.
 
     Returns
     -------
@@ -223,7 +228,8 @@ def solve(f, y0: torch.Tensor, t, method="rk4", dt: float | None = None, rtol: f
     so event times are as accurate as the dense output (``dopri5``: order 4). An even number
     of sign changes within one step is not seen. Event times and states are differentiable
     by the implicit function theorem, ``dt*/dθ = −(∂g/∂θ)/(dg/dt)`` for
-    ``g(t) = fn(t, y(t))``, and so is :meth:`Solution.interpolate`.
+    ``g(t) = fn(t, y(t))``, and so is :meth:`Solution.interpolate`. ``events`` and ``dense``
+    do not work with ``adjoint=True``, nor with gradients with respect to ``t``.
 
     Examples
     --------
@@ -300,15 +306,20 @@ def solve(f, y0: torch.Tensor, t, method="rk4", dt: float | None = None, rtol: f
     if params is not None and integrator.reversible:
         ys, stats = solve_reversible_adjoint(
             integrator, field.variant(needs_grad=needs_grad), y, t, dt, params)
-    elif integrator.adaptive:
+    else:
         direction = 1.0 if t.shape[0] < 2 or bool(t[-1] > t[0]) else -1.0
         watcher = EventWatcher(events, args, t[0], y, t[-1], direction) if events else None
         record = DenseOutput(y.shape[0], direction) if dense else None
-        ys, stats = integrate_adaptive(
-            integrator, field.variant(needs_grad=needs_grad), y, t, f0,
-            Tolerance(rtol=rtol, atol=atol), max_steps, params=params, watcher=watcher,
-            dense=record)
-        stats = {k: v.reshape(batch_shape) for k, v in stats.items()}
+        if integrator.adaptive:
+            ys, stats = integrate_adaptive(
+                integrator, field.variant(needs_grad=needs_grad), y, t, f0,
+                Tolerance(rtol=rtol, atol=atol), max_steps, params=params, watcher=watcher,
+                dense=record)
+            stats = {k: v.reshape(batch_shape) for k, v in stats.items()}
+        else:
+            ys, stats = integrate_fixed(
+                integrator, field.variant(needs_grad=needs_grad, count=y.shape[0]), y, t, dt,
+                params=params, watcher=watcher, dense=record)
         if watcher is not None:
             extras = {"events": watcher.crossings(y.shape[-1], y),
                       "t_end": watcher.t_end.reshape(batch_shape),
@@ -316,10 +327,6 @@ def solve(f, y0: torch.Tensor, t, method="rk4", dt: float | None = None, rtol: f
         if record is not None:
             end = t[-1].expand(y.shape[0]) if watcher is None else watcher.t_end
             extras["dense"] = record.finish(t[0], end, y)
-    else:
-        ys, stats = integrate_fixed(
-            integrator, field.variant(needs_grad=needs_grad, count=y.shape[0]), y, t, dt,
-            params=params)
     if shift is not None:
         ys = ys + torch.stack([field(t[i], ys[i]) for i in range(t.shape[0])]) \
             * shift.reshape(-1, *([1] * (ys.ndim - 1)))

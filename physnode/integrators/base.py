@@ -290,8 +290,10 @@ class Integrator(ABC):
         adjoint of ``solve(..., adjoint=True)`` applies.
     ``dense_order`` : int or None
         Order of the method's dense output (an adaptive method's
-        :meth:`AdaptiveIntegrator.interpolant`, local error ``O(h^(q+1))``); ``None`` for a
-        method without one, which then takes no ``events`` and no ``dense=True``.
+        :meth:`AdaptiveIntegrator.interpolant`; for fixed-step methods the cubic Hermite
+        polynomial through the ends of each step, order ``min(3, order)``), whose local error is
+        ``O(h^(q+1))``; ``None`` for a method without one, which then takes no ``events`` and
+        no ``dense=True``.
 
     Its coefficients (tableau, splitting coefficients) are class constants too: a method is
     its class, options only tune how it is solved.
@@ -317,6 +319,13 @@ class FixedStepIntegrator(Integrator):
     """A method stepping every sample with the same step ``h`` (the loop's grid)."""
 
     adaptive: ClassVar[bool] = False
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        # The cubic Hermite polynomial through the ends of each step: order 3, or the
+        # method's own order when that is lower.
+        if "dense_order" not in cls.__dict__ and hasattr(cls, "order"):
+            cls.dense_order = min(3, cls.order)
 
     @abstractmethod
     def step(self, field: Field, t: torch.Tensor, y: torch.Tensor, h: float,

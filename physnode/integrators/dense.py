@@ -7,8 +7,9 @@ polynomial in ``θ = (s − t)/h ∈ [0, 1]``,
 
 from :meth:`~physnode.integrators.base.AdaptiveIntegrator.interpolant`: Dormand–Prince's
 continuous extension of order 4, the collocation polynomial of Radau IIA (order ``s``), a
-cubic Hermite polynomial (order 3) otherwise. Event location solves on it, and
-:class:`DenseOutput` keeps it for :meth:`physnode.Solution.interpolate`.
+cubic Hermite polynomial (order 3) for ``kvaerno5``; fixed-step methods get the cubic Hermite
+polynomial of each step from the loop. Event location solves on it, and :class:`DenseOutput`
+keeps it for :meth:`physnode.Solution.interpolate`.
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ class DenseOutput:
 
     Steps arrive in the order the loop takes them (:meth:`add`); :meth:`finish` sorts them by
     sample and time once. Memory: per accepted step and sample, ``m + 1`` states of ``n``
-    values and two times (``dopri5``: 5 states, ``radau5`` and ``kvaerno5``: 4, ``radau9``: 6).
+    values and two times (``dopri5``: 5 states, ``radau9``: 6, the others 4).
 
     Parameters
     ----------

@@ -1,11 +1,11 @@
 """Events: zeros of ``g(t) = fn(t, y(t))`` located per sample on the dense output.
 
-After every accepted step the adaptive loop evaluates each event function at the new point of
-the samples that took it. Where the sign changed (in the event's ``direction``), the zero is
-found on the step's interpolant (:mod:`.dense`) by the Illinois variant of regula falsi, with
-a bisection every fourth iteration, to a few units of round-off in ``t``; the accuracy of the
-event time is then that of the interpolant (``dopri5``: order 4). A terminal event ends its
-sample's integration there; the other samples go on.
+After every accepted step the loop (adaptive or fixed-step) evaluates each event function at the
+new point of the samples that took it. Where the sign changed (in the event's ``direction``),
+the zero is found on the step's interpolant (:mod:`.dense`) by the Illinois variant of regula
+falsi, with a bisection every fourth iteration, to a few units of round-off in ``t``; the
+accuracy of the event time is then that of the interpolant (``dopri5``: order 4). A terminal
+event ends its sample's integration there; the other samples go on.
 
 An odd number of sign changes inside one step counts as one crossing and an even number as
 none, as in scipy's ``solve_ivp``: events closer together than a step can be missed.
@@ -155,7 +155,7 @@ def locate(g, g_lo: torch.Tensor, g_hi: torch.Tensor, xtol: torch.Tensor,
 
 
 class EventWatcher:
-    """The events of one adaptive solve: the last value of every event function per sample,
+    """The events of one solve: the last value of every event function per sample,
     the crossings found, and where each sample stopped.
 
     Parameters

@@ -32,7 +32,7 @@ from .base import (  # noqa: F401 - RowTime is re-exported
     Tolerance,
 )
 from .controllers import initial_step
-from .dense import DenseOutput
+from .dense import DenseOutput, hermite
 from .events import EventWatcher
 
 
@@ -137,12 +137,14 @@ def segment_lengths(n: int) -> list[int]:
 
 
 def integrate_fixed(method: FixedStepIntegrator, field: Field, y0, t_out, dt,
-                    params: tuple[torch.Tensor, ...] | None = None):
+                    params: tuple[torch.Tensor, ...] | None = None,
+                    watcher: EventWatcher | None = None, dense: DenseOutput | None = None):
     """Fixed steps on the grid of :func:`step_schedule`; returns ``(ys, stats)``.
 
     ``field`` counts the evaluations (``Field(..., count=B)``). With ``params`` (the tensors
     besides ``y0`` to differentiate), the loop runs checkpointed; a method's carry must then
-    be a tensor or ``None``.
+    be a tensor or ``None``. With a ``watcher`` or ``dense`` (not with ``params``), every
+    step is observed by :class:`_Observer`.
     """
     schedule = [(k, h, t, i == len(times) - 1)
                 for k, h, times in step_schedule(t_out, dt) for i, t in enumerate(times)]
@@ -153,22 +155,28 @@ def integrate_fixed(method: FixedStepIntegrator, field: Field, y0, t_out, dt,
         return {"nfev": field.nfev, "steps": taken[0], "rejected": 0, "njev": field.njev,
                 "nlu": field.nlu}
 
-    def run(y, carry, segment):
+    def run(y, carry, segment, observer=None):
         """The steps of ``segment``; returns the last state, the carry and the states at
         the ends of the output intervals it closes."""
         outputs = []
         for j, k, h, t, closes in segment:
+            y_old = y
             y, carry = method.step(field, t, y, h, carry)
+            if observer is not None:
+                observer.step(t, y_old, h, y, t_out[k + 1] if closes else t + h)
             if closes:
                 taken[0] = j
-                check_finite_state(y, k, t_out, h, method.name, stats())
-                outputs.append(y)
+                out = y if observer is None else observer.output(y)
+                check_finite_state(out, k, t_out, h, method.name, stats())
+                outputs.append(out)
         if segment:
             taken[0] = segment[-1][0]
         return y, carry, outputs
 
     if params is None:
-        _, _, outputs = run(y0, None, steps)
+        observer = None if watcher is None and dense is None else _Observer(
+            field, t_out[0], y0, watcher, dense)
+        _, _, outputs = run(y0, None, steps, observer)
         return torch.stack([y0, *outputs]), stats()
 
     outputs, y, carry, start = [], y0, None, 0
@@ -187,6 +195,46 @@ def integrate_fixed(method: FixedStepIntegrator, field: Field, y0, t_out, dt,
         outputs += result[1 + sink[0]:]
         start += length
     return torch.stack([y0, *outputs]), stats()
+
+
+class _Observer:
+    """Events and dense output of a fixed-step run. The interpolant of a step is the cubic
+    Hermite polynomial through its ends (order 3; one more evaluation of ``f`` per step, at
+    its end, counted in ``nfev``). A sample that a terminal event stops is stepped on with the
+    batch, but its outputs hold its state at the event and its events are no longer looked
+    for."""
+
+    def __init__(self, field, t0, y0, watcher, dense):
+        self.field, self.watcher, self.dense = field, watcher, dense
+        B = y0.shape[0]
+        self.ids = torch.arange(B, device=y0.device)
+        self.running = torch.ones(B, dtype=torch.bool, device=y0.device)
+        self.hold = y0
+        self.f = field(t0, y0)
+
+    def step(self, t, y, h, y_new, t_new):
+        """Observe the step ``[t, t_new]`` (0-d times, ``h`` a float) from ``y`` to ``y_new``."""
+        B = y.shape[0]
+        f_new = self.field(t_new, y_new)
+        hb = torch.full((B,), h, dtype=t.dtype, device=t.device)
+        interpolant = functools.cache(functools.partial(
+            hermite, y, y_new, self.f, f_new, hb.unsqueeze(-1).to(y.dtype)))
+        self.f = f_new
+        if self.dense is not None:
+            rows = self.running.nonzero().reshape(-1)
+            self.dense.add(self.ids[rows], t.expand(B)[rows], hb[rows], y[rows],
+                           interpolant()[rows])
+        if self.watcher is not None:
+            stop = self.watcher.step(self.field, self.ids, t.expand(B), y, hb, t_new.expand(B),
+                                     y_new, self.running, interpolant)
+            if stop is not None:
+                stopped, _, y_stop = stop
+                self.hold = torch.where(stopped.unsqueeze(-1), y_stop, self.hold)
+                self.running = self.running & ~stopped
+
+    def output(self, y):
+        """The outputs of the batch: ``y``, or the state at the event of a stopped sample."""
+        return torch.where(self.running.unsqueeze(-1), y, self.hold)
 
 
 @dataclass(kw_only=True)

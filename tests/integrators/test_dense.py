@@ -14,14 +14,17 @@ from physnode.integrators.explicit import DOPRI5_TABLEAU
 from physnode.integrators.tableau import ButcherTableau
 from tests._devices import seeded
 
-DENSE = [name for name, cls in METHODS.items() if cls.dense_order]
+DENSE = [name for name, cls in METHODS.items() if cls.adaptive]
+FIXED = [name for name, cls in METHODS.items() if not cls.adaptive]
 F64 = torch.float64
 
 
-def test_the_methods_with_dense_output_are_the_adaptive_ones():
-    assert DENSE == [name for name, cls in METHODS.items() if cls.adaptive]
-    assert {name: METHODS[name].dense_order for name in DENSE} == {
-        "dopri5": 4, "radau5": 3, "radau9": 5, "kvaerno5": 3}
+def test_every_method_declares_the_order_of_its_dense_output():
+    # Adaptive methods: their own interpolants; fixed-step ones: cubic Hermite, order 3 or
+    # the method's order when lower.
+    assert {name: cls.dense_order for name, cls in METHODS.items()} == {
+        "dopri5": 4, "radau5": 3, "radau9": 5, "kvaerno5": 3,
+        **{name: min(3, METHODS[name].order) for name in FIXED}}
 
 
 @pytest.mark.parametrize("theta", [0.0, 0.3, 0.5, 0.77, 1.0])
@@ -68,6 +71,22 @@ def test_interpolant_local_error_has_the_declared_order(name):
         assert float((evaluate(y0, C, torch.ones(1, dtype=F64)) - attempt.y).abs()) < 1e-14
     slope = math.log2(errors[-2] / errors[-1])
     assert abs(slope - (cls.dense_order + 1)) < 0.3, (errors, slope)
+
+
+@pytest.mark.parametrize("name", FIXED)
+def test_fixed_step_interpolate_converges_at_the_order_of_method_and_interpolant(name):
+    # x = cos t between the steps: global error O(dt^min(p, 4)) with the cubic Hermite
+    # polynomial of every step (p the method's order).
+    cls = METHODS[name]
+    mid = torch.tensor([0.3, 0.9, 1.5], dtype=F64)
+    errors = []
+    for dt in (0.02, 0.01):
+        sol = pn.solve(pn.systems.MassSpring(), torch.tensor([1.0, 0.0], dtype=F64),
+                       [0.0, 2.0], method=name, dt=dt, dense=True)
+        queries = mid + dt / 2
+        errors.append(float((sol.interpolate(queries)[:, 0] - torch.cos(queries)).abs().max()))
+    slope = math.log2(errors[0] / errors[1])
+    assert abs(slope - min(cls.order, 4)) < 0.3, (errors, slope)
 
 
 def oscillator(phases):

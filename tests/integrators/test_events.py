@@ -9,7 +9,7 @@ import torch
 import physnode as pn
 from physnode.integrators import METHODS
 
-DENSE = [name for name, cls in METHODS.items() if cls.dense_order]
+DENSE = [name for name, cls in METHODS.items() if cls.adaptive]
 F64 = torch.float64
 G = 9.81
 
@@ -229,6 +229,13 @@ def test_an_event_time_without_a_derivative_raises():
     assert sol.events[0].t.tolist() == pytest.approx([1.0], abs=1e-12)
 
 
+class NoDense(pn.integrators.RK4):
+    """A method that declares no dense output."""
+
+    name = "no_dense"
+    dense_order = None
+
+
 Y0 = drop(torch.tensor([1.0, 2.0, 4.0], dtype=F64))
 T = torch.tensor([0.0, 1.0], dtype=F64)
 
@@ -243,12 +250,10 @@ T = torch.tensor([0.0, 1.0], dtype=F64)
      r"y.shape\[:-1\] = \(3,\) for y of shape \(3, 2\); got shape \(3, 1\), torch.float64$"),
     ({"events": lambda t, y: 1.0}, ValueError,
      r"^`events\[0\]` must return one real value per sample, .* got float$"),
-    ({"events": height, "method": "rk4"}, ValueError,
-     r"^`events` needs a method with dense output \('dopri5', 'radau5', 'radau9', "
-     r"'kvaerno5'\); got 'rk4'$"),
-    ({"dense": True, "method": "leapfrog", "dt": 0.1}, ValueError,
-     r"^`dense=True` needs a method with dense output \('dopri5', 'radau5', 'radau9', "
-     r"'kvaerno5'\); got 'leapfrog'$"),
+    ({"events": height, "method": NoDense()}, ValueError,
+     r"^`events` needs a method with dense output \('euler', .*'kvaerno5'\); got 'no_dense'$"),
+    ({"dense": True, "method": NoDense()}, ValueError,
+     r"^`dense=True` needs a method with dense output \('euler', .*\); got 'no_dense'$"),
     ({"dense": "yes"}, TypeError, r"^`dense` must be a bool; got str$"),
     ({"events": height, "adjoint": True}, ValueError,
      r"^`events` does not work with adjoint=True; solve with adjoint=False \(gradients then "
@@ -272,11 +277,48 @@ def test_bad_event_options_are_refused(kwargs, error, message):
         pn.Event(**kwargs)
 
 
+@pytest.mark.parametrize("name", ["rk4", "leapfrog", "gauss_legendre4"])
+def test_fixed_step_methods_stop_samples_at_terminal_events(name):
+    # The parabola is exact for these methods and for the cubic Hermite interpolant, so the
+    # impacts are exact; the stopped samples' outputs hold their state at the event.
+    heights = torch.tensor([1.0, 2.0, 4.0], dtype=F64, requires_grad=True)
+    t = torch.linspace(0, 1, 5, dtype=F64)
+    sol = pn.solve(ball, drop(heights), t, method=name, dt=0.01, events=GROUND)
+    hit = torch.sqrt(2 * heights.detach() / G)
+    assert torch.allclose(sol.t_end, hit, atol=1e-12)
+    assert sol.stop_event.tolist() == [0, 0, 0]
+    for i in range(3):
+        later = t > hit[i]
+        assert torch.equal(sol.ys[later, i], sol.events[0].y[i].expand(int(later.sum()), 2))
+    assert float(sol.ys[3, 2, 0].detach()) == pytest.approx(4 - G * 0.75 ** 2 / 2, abs=1e-12)
+    (dt_dh,) = torch.autograd.grad(sol.events[0].t.sum(), heights)
+    assert torch.allclose(dt_dh, 1 / (G * hit), atol=1e-10)
+
+
+def test_symplectic_poincare_section_and_batch_equals_one_at_a_time():
+    hh = pn.systems.HenonHeiles()
+    energy = 0.125
+    y = torch.linspace(-0.2, 0.3, 4, dtype=F64)
+    px = torch.sqrt(2 * (energy - (y ** 2 / 2 - y ** 3 / 3)))
+    y0 = torch.stack([torch.zeros_like(y), y, px, torch.zeros_like(y)], -1)
+    section = pn.Event(fn=lambda t, s: s[..., 0], direction=1)
+    with torch.no_grad():
+        sol = pn.solve(hh, y0, [0.0, 40.0], method="yoshida4", dt=0.02, events=section)
+        points = sol.events[0]
+        assert bool((torch.bincount(points.sample, minlength=4) >= 3).all())
+        assert float(points.y[:, 0].abs().max()) < 1e-12
+        assert float((hh.energy(points.y) - energy).abs().max()) < 1e-8   # measured 1.5e-9
+        alone = pn.solve(hh, y0[2:3], [0.0, 40.0], method="yoshida4", dt=0.02, events=section)
+    t_2, y_2 = points.of(2)
+    assert torch.allclose(t_2, alone.events[0].t, rtol=0, atol=1e-12)
+    assert torch.allclose(y_2, alone.events[0].y, rtol=0, atol=1e-12)
+
+
 def test_interpolate_refuses_what_it_cannot_answer():
     plain = pn.solve(ball, Y0, T, method="dopri5")
     with pytest.raises(ValueError, match=r"^`interpolate` needs the dense output of the solve: "
                                          r"call solve\(..., dense=True\) with a method that has "
-                                         r"one \('dopri5', 'radau5', 'radau9', 'kvaerno5'\)$"):
+                                         r"one \('euler', 'midpoint', 'rk4', 'dopri5', .*\)$"):
         plain.interpolate(0.5)
     sol = pn.solve(ball, Y0, T, method="dopri5", rtol=1e-10, atol=1e-12, events=GROUND,
                    dense=True)
