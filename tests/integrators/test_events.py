@@ -93,13 +93,17 @@ def test_direction_keeps_only_rising_or_falling_crossings(direction, first):
         assert bool((direction * y_i[:, 1] > 0).all())
 
 
+def on_section(n, energy):
+    """``n`` Hénon–Heiles states on x = 0 with py = 0, px > 0 and the given energy."""
+    y = torch.linspace(-0.2, 0.3, n, dtype=F64)
+    px = torch.sqrt(2 * (energy - (y ** 2 / 2 - y ** 3 / 3)))
+    return torch.stack([torch.zeros_like(y), y, px, torch.zeros_like(y)], -1)
+
+
 def test_henon_heiles_poincare_section_lies_on_the_energy_surface():
     # Section x = 0 with px > 0 (x rising) at energy 1/8: every point has x = 0 and H = 1/8.
-    hh = pn.systems.HenonHeiles()
-    energy = 0.125
-    y = torch.linspace(-0.2, 0.3, 6, dtype=F64)
-    px = torch.sqrt(2 * (energy - (y ** 2 / 2 - y ** 3 / 3)))
-    y0 = torch.stack([torch.zeros_like(y), y, px, torch.zeros_like(y)], -1)
+    hh, energy = pn.systems.HenonHeiles(), 0.125
+    y0 = on_section(6, energy)
     with torch.no_grad():
         sol = pn.solve(hh, y0, [0.0, 60.0], method="dopri5", rtol=1e-9, atol=1e-12,
                        events=pn.Event(fn=lambda t, s: s[..., 0], direction=1))
@@ -296,11 +300,8 @@ def test_fixed_step_methods_stop_samples_at_terminal_events(name):
 
 
 def test_symplectic_poincare_section_and_batch_equals_one_at_a_time():
-    hh = pn.systems.HenonHeiles()
-    energy = 0.125
-    y = torch.linspace(-0.2, 0.3, 4, dtype=F64)
-    px = torch.sqrt(2 * (energy - (y ** 2 / 2 - y ** 3 / 3)))
-    y0 = torch.stack([torch.zeros_like(y), y, px, torch.zeros_like(y)], -1)
+    hh, energy = pn.systems.HenonHeiles(), 0.125
+    y0 = on_section(4, energy)
     section = pn.Event(fn=lambda t, s: s[..., 0], direction=1)
     with torch.no_grad():
         sol = pn.solve(hh, y0, [0.0, 40.0], method="yoshida4", dt=0.02, events=section)
