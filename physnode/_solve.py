@@ -49,6 +49,9 @@ class Solution:
     stop_event : torch.Tensor or None
         With ``events``: ``(*batch,)`` long, the index of the terminal event that stopped each
         sample, ``-1`` for samples that reached ``t[-1]``.
+    dense : DenseOutput or None
+        With ``dense=True``: the interpolants of every step, per sample, that
+        :meth:`interpolate` evaluates.
     """
 
     t: torch.Tensor
