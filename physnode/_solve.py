@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from dataclasses import field as dataclass_field
 
 import torch
 
@@ -17,6 +18,8 @@ from ._validation import (
 from .integrators import METHODS, Integrator
 from .integrators.adjoint import adjoint_parameters, solve_reversible_adjoint
 from .integrators.base import Field, Tolerance, real_dtype, tree_leaves, tree_map
+from .integrators.dense import DenseOutput
+from .integrators.events import Crossings, EventWatcher, as_events
 from .integrators.linalg import Sparsity
 from .integrators.stepping import integrate_adaptive, integrate_fixed
 
@@ -36,12 +39,81 @@ class Solution:
         tensors of shape ``y0.shape[:-1]`` (per sample) for adaptive ones.
     method : Integrator
         The integrator used.
+    events : tuple of Crossings
+        With ``events``: per event, in order, its crossings ``t (K,)``, ``y (K, n)`` and
+        ``sample (K,)`` (indices into the flattened batch), sorted by sample, then time
+        (``sol.events[i].of(sample)`` gives one sample's). Empty without ``events``.
+    t_end : torch.Tensor or None
+        With ``events``: ``(*batch,)`` the time where each sample's integration ended,
+        ``t[-1]`` or the time of the terminal event that stopped it. ``ys`` at output times
+        beyond it hold the state at the event.
+    stop_event : torch.Tensor or None
+        With ``events``: ``(*batch,)`` long, the index of the terminal event that stopped each
+        sample, ``-1`` for samples that reached ``t[-1]``.
+    dense : DenseOutput or None
+        With ``dense=True``: the interpolants of every step, per sample, that
+        :meth:`interpolate` evaluates.
     """
 
     t: torch.Tensor
     ys: torch.Tensor
     stats: dict
     method: Integrator
+    events: tuple[Crossings, ...] = ()
+    t_end: torch.Tensor | None = None
+    stop_event: torch.Tensor | None = None
+    dense: DenseOutput | None = dataclass_field(default=None, repr=False)
+
+    def interpolate(self, t) -> torch.Tensor:
+        """States at any times ``t`` within the solve, from the dense output
+        (``solve(..., dense=True)``): the interpolant of the step that contains each time,
+        per sample, of order ``method.dense_order`` (``dopri5``: its continuous extension,
+        order 4; ``radau5``, ``radau9``: the collocation polynomials, order 3 and 5;
+        ``kvaerno5`` and the fixed-step methods: the cubic Hermite polynomial through the
+        ends of the step, order 3, or the method's order where lower). Differentiable.
+
+        Parameters
+        ----------
+        t : torch.Tensor or sequence of float or float
+            Times ``(Q,)`` in any order, or one time, within ``[t[0], t[-1]]`` (for a sample
+            a terminal event stopped: up to its ``t_end``).
+
+        Returns
+        -------
+        torch.Tensor
+            ``(Q, *batch, n)``, or ``(*batch, n)`` for a single time.
+        """
+        if self.dense is None:
+            raise ValueError("`interpolate` needs the dense output of the solve: call "
+                             "solve(..., dense=True) with a method that has one (" +
+                             _dense_methods() + ")")
+        dense = self.dense
+        times = t if isinstance(t, torch.Tensor) else torch.as_tensor(t, dtype=dense.t.dtype)
+        if times.is_complex() or not (times.is_floating_point() or times.dtype == torch.long
+                                      or times.dtype == torch.int):
+            raise TypeError(f"`t` must hold real times; got {times.dtype}")
+        if times.ndim > 1:
+            raise ValueError(f"`t` must be one time or a 1-D tensor of times; got shape "
+                             f"{tuple(times.shape)}")
+        flat = times.to(device=dense.t.device, dtype=dense.t.dtype).reshape(-1)
+        if not bool(torch.isfinite(flat).all()):
+            raise ValueError("`t` must be finite; got " + str(flat.tolist()))
+        sign = dense.direction
+        t0, t1 = float(self.t[0]), float(self.t[-1])
+        outside = (sign * (flat - dense.t0) < 0) | (sign * (flat - t1) > 0)
+        if bool(outside.any()):
+            raise ValueError(f"`t` must lie within the solved interval [{min(t0, t1):.6g}, "
+                             f"{max(t0, t1):.6g}]; got t={float(flat[outside][0]):.6g}")
+        late = sign * (flat.unsqueeze(0) - dense.t_end.unsqueeze(-1)) > 0    # (B, Q)
+        if bool(late.any()):
+            sample, query = (int(i) for i in late.nonzero()[0])
+            raise ValueError(f"`t` must lie before the end of every sample: sample {sample} "
+                             f"stopped at t={float(dense.t_end[sample]):.6g} (terminal event "
+                             f"{int(self.stop_event.reshape(-1)[sample])}); got "
+                             f"t={float(flat[query]):.6g}")
+        values = dense(flat).transpose(0, 1)                                 # (Q, B, n)
+        values = values.reshape(flat.shape[0], *self.ys.shape[1:])
+        return values[0] if times.ndim == 0 else values
 
 
 def resolve_method(method) -> Integrator:
@@ -61,7 +133,7 @@ def resolve_method(method) -> Integrator:
 
 def solve(f, y0: torch.Tensor, t, method="rk4", dt: float | None = None, rtol: float = 1e-6,
           atol: float = 1e-9, max_steps: int = 100_000, jac=None, jac_sparsity=None,
-          adjoint: bool = False, args=None) -> Solution:
+          adjoint: bool = False, args=None, events=None, dense: bool = False) -> Solution:
     """Integrate ``dy/dt = f(t, y)`` from ``y0`` and return the states at the times ``t``.
 
     Parameters
@@ -129,11 +201,28 @@ def solve(f, y0: torch.Tensor, t, method="rk4", dt: float | None = None, rtol: f
         evaluation of each step. Gradients reach ``y0`` and the parameters of ``f``, which
         must then be a ``torch.nn.Module`` (tensors a plain function closes over are not
         seen; such a function is refused when its output requires gradients).
+    events : callable, Event, or list of them, optional
+        Zero crossings of ``fn(t, y)`` to locate, per sample, on the dense output of the
+        method (see :meth:`Solution.interpolate`). ``fn`` follows
+        ``f``'s time convention: ``t`` of shape ``(*batch, 1)``, ``y`` of shape
+        ``(*batch, n)`` (``fn(t, y, args)`` with ``args``), and returns ``(*batch,)`` real
+        values. A bare callable records every crossing in both directions;
+        :class:`physnode.Event` chooses ``terminal`` (the sample stops at its first crossing,
+        the others go on) and ``direction``. Crossings come back in ``Solution.events``,
+        where each sample stopped in ``Solution.t_end`` and ``Solution.stop_event``.
+    dense : bool
+        Keep the interpolant of every accepted step for :meth:`Solution.interpolate`.
+        Memory: ``m + 1`` states per step and sample for a polynomial of degree ``m``
+        (``dopri5``: 5, ``radau9``: 6, the others 4). Fixed-step methods evaluate ``f`` once
+        more per step, at its end, for the Hermite polynomial (with ``events`` too; counted
+        in ``nfev``); a sample that a terminal event stopped is stepped on with the batch,
+        its outputs holding the state at the event.
 
     Returns
     -------
     Solution
-        ``ys`` of shape ``(len(t), *y0.shape)`` and ``stats``.
+        ``ys`` of shape ``(len(t), *y0.shape)`` and ``stats``; with ``events``, the crossings
+        and where each sample ended; with ``dense``, :meth:`Solution.interpolate`.
 
     Notes
     -----
@@ -145,6 +234,14 @@ def solve(f, y0: torch.Tensor, t, method="rk4", dt: float | None = None, rtol: f
     accept/reject decision, so a batch gives the answers of one-at-a-time solves. Gradients
     flow through every method; implicit steps are differentiated by the implicit function
     theorem at the converged stages.
+
+    Events are looked for after every accepted step: where ``fn`` changed sign (a zero at
+    the start time does not count) the zero is found on the step's interpolant to round-off,
+    so event times are as accurate as the dense output (``dopri5``: order 4). An even number
+    of sign changes within one step is not seen. Event times and states are differentiable
+    by the implicit function theorem, ``dt*/dθ = −(∂g/∂θ)/(dg/dt)`` for
+    ``g(t) = fn(t, y(t))``, and so is :meth:`Solution.interpolate`. ``events`` and ``dense``
+    do not work with ``adjoint=True``, nor with gradients with respect to ``t``.
 
     Examples
     --------
@@ -183,6 +280,19 @@ def solve(f, y0: torch.Tensor, t, method="rk4", dt: float | None = None, rtol: f
                         f"parts as a real state of twice the width)")
     if integrator.symplectic:
         check_even_state("y0", y0, integrator.name)
+    events = as_events(events)
+    if not isinstance(dense, bool):
+        raise TypeError(f"`dense` must be a bool; got {type(dense).__name__}")
+    wanted = "`events`" if events else "`dense=True`" if dense else None
+    if wanted and integrator.dense_order is None:
+        raise ValueError(f"{wanted} needs a method with dense output ({_dense_methods()}); "
+                         f"got {integrator.name!r}")
+    if wanted and adjoint:
+        raise ValueError(f"{wanted} does not work with adjoint=True; solve with "
+                         f"adjoint=False (gradients then flow through the steps)")
+    if wanted and isinstance(t, torch.Tensor) and t.requires_grad:
+        raise ValueError(f"{wanted} does not take gradients with respect to `t`; pass "
+                         f"t.detach()")
 
     batch_shape = y0.shape[:-1]
     y = y0.reshape(-1, y0.shape[-1])
@@ -197,6 +307,7 @@ def solve(f, y0: torch.Tensor, t, method="rk4", dt: float | None = None, rtol: f
     # are zero in value give each output its exact derivative, f(t_i, y_i) for t_i and
     # -(dy_i/dy_0) f(t_0, y_0) for t_0 (the latter through a shift of y0).
     shift = t - t.detach() if t.requires_grad and torch.is_grad_enabled() else None
+    extras = {}
     if shift is not None:
         t = t.detach()
         y = y - f0 * shift[0]
@@ -213,21 +324,33 @@ def solve(f, y0: torch.Tensor, t, method="rk4", dt: float | None = None, rtol: f
     if params is not None and integrator.reversible:
         ys, stats = solve_reversible_adjoint(
             integrator, field.variant(needs_grad=needs_grad), y, t, dt, params)
-    elif integrator.adaptive:
-        ys, stats = integrate_adaptive(
-            integrator, field.variant(needs_grad=needs_grad), y, t, f0,
-            Tolerance(rtol=rtol, atol=atol), max_steps, params=params)
-        stats = {k: v.reshape(batch_shape) for k, v in stats.items()}
     else:
-        ys, stats = integrate_fixed(
-            integrator, field.variant(needs_grad=needs_grad, count=y.shape[0]), y, t, dt,
-            params=params)
+        direction = 1.0 if t.shape[0] < 2 or bool(t[-1] > t[0]) else -1.0
+        watcher = EventWatcher(events, args, t[0], y, t[-1], direction) if events else None
+        record = DenseOutput(y.shape[0], direction) if dense else None
+        if integrator.adaptive:
+            ys, stats = integrate_adaptive(
+                integrator, field.variant(needs_grad=needs_grad), y, t, f0,
+                Tolerance(rtol=rtol, atol=atol), max_steps, params=params, watcher=watcher,
+                dense=record)
+            stats = {k: v.reshape(batch_shape) for k, v in stats.items()}
+        else:
+            ys, stats = integrate_fixed(
+                integrator, field.variant(needs_grad=needs_grad, count=y.shape[0]), y, t, dt,
+                params=params, watcher=watcher, dense=record)
+        if watcher is not None:
+            extras = {"events": watcher.crossings(y.shape[-1], y),
+                      "t_end": watcher.t_end.reshape(batch_shape),
+                      "stop_event": watcher.stop_event.reshape(batch_shape)}
+        if record is not None:
+            end = t[-1].expand(y.shape[0]) if watcher is None else watcher.t_end
+            extras["dense"] = record.finish(t[0], end, y)
     if shift is not None:
         ys = ys + torch.stack([field(t[i], ys[i]) for i in range(t.shape[0])]) \
             * shift.reshape(-1, *([1] * (ys.ndim - 1)))
         t = t + shift
     return Solution(t=t, ys=ys.reshape((t.shape[0], *y0.shape)), stats=stats,
-                    method=integrator)
+                    method=integrator, **extras)
 
 
 def _per_sample(name, args, batch_shape, y0):
@@ -260,6 +383,11 @@ def _method_table() -> str:
         lines.append(f"        {label:<{width}}{cls.__name__}: order {cls.order}, "
                      f"{', '.join(traits)}")
     return "\n".join(lines)
+
+
+def _dense_methods() -> str:
+    """The names of the methods with dense output, for messages."""
+    return ", ".join(repr(name) for name, cls in METHODS.items() if cls.dense_order)
 
 
 solve.__doc__ = solve.__doc__.replace("{methods}", _method_table())

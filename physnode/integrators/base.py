@@ -260,6 +260,9 @@ class Attempt(NamedTuple):
     nfev, njev, nlu : torch.Tensor or None
         ``(B,)`` integer counts of this attempt's evaluations of ``f``, Jacobians and LU
         factorisations; ``None`` for work the method never does.
+    dense : object
+        What the method's :meth:`AdaptiveIntegrator.interpolant` needs of this attempt (its
+        stages), or ``None`` for a method without dense output.
     """
 
     y: torch.Tensor
@@ -270,6 +273,7 @@ class Attempt(NamedTuple):
     nfev: torch.Tensor
     njev: torch.Tensor | None = None
     nlu: torch.Tensor | None = None
+    dense: Any = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -289,6 +293,12 @@ class Integrator(ABC):
     ``reversible`` : bool
         The step with ``−h`` inverts the step with ``h`` (symmetric methods): the reversible
         adjoint of ``solve(..., adjoint=True)`` applies.
+    ``dense_order`` : int or None
+        Order of the method's dense output (an adaptive method's
+        :meth:`AdaptiveIntegrator.interpolant`; for fixed-step methods the cubic Hermite
+        polynomial through the ends of each step, order ``min(3, order)``), whose local error is
+        ``O(h^(q+1))``; ``None`` for a method without one, which then takes no ``events`` and
+        no ``dense=True``.
 
     Its coefficients (tableau, splitting coefficients) are class constants too: a method is
     its class, options only tune how it is solved.
@@ -300,6 +310,7 @@ class Integrator(ABC):
     implicit: ClassVar[bool] = False
     symplectic: ClassVar[bool] = False
     reversible: ClassVar[bool] = False
+    dense_order: ClassVar[int | None] = None
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -313,6 +324,13 @@ class FixedStepIntegrator(Integrator):
     """A method stepping every sample with the same step ``h`` (the loop's grid)."""
 
     adaptive: ClassVar[bool] = False
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        # The cubic Hermite polynomial through the ends of each step: order 3, or the
+        # method's own order when that is lower.
+        if "dense_order" not in cls.__dict__ and hasattr(cls, "order"):
+            cls.dense_order = min(3, cls.order)
 
     @abstractmethod
     def step(self, field: Field, t: torch.Tensor, y: torch.Tensor, h: float,
@@ -356,6 +374,13 @@ class AdaptiveIntegrator(Integrator):
     @property
     def error_exponent(self) -> float:
         return 1 / (self.error_order + 1)
+
+    def interpolant(self, y: torch.Tensor, h: torch.Tensor, attempt: Attempt) -> torch.Tensor:
+        """Dense output over an attempted step from ``y (B, n)`` with ``h (B, 1)``: the
+        coefficients ``C (B, m, n)`` of ``y(t + θh) = y + Σ_{k=1}^{m} θᵏ C_k``, ``θ ∈ [0, 1]``
+        (see :mod:`.dense`), from ``attempt.dense``. Meaningful where the attempt is accepted;
+        differentiable when the step is."""
+        raise NotImplementedError(f"{type(self).__name__} has no dense output")
 
     @abstractmethod
     def init(self, field: Field, t: torch.Tensor, y: torch.Tensor,

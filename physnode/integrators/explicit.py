@@ -68,15 +68,36 @@ RK4_TABLEAU = tableau_from_fractions([[], [Fr(1, 2)], [0, Fr(1, 2)], [0, 0, 1]],
                              [Fr(1, 6), Fr(1, 3), Fr(1, 3), Fr(1, 6)],
                              [0, Fr(1, 2), Fr(1, 2), 1], order=4)
 # Dormand & Prince (1980), "A family of embedded Runge-Kutta formulae", J. Comp. Appl. Math. 6.
+_DOPRI5_A = [[], [Fr(1, 5)], [Fr(3, 40), Fr(9, 40)], [Fr(44, 45), Fr(-56, 15), Fr(32, 9)],
+             [Fr(19372, 6561), Fr(-25360, 2187), Fr(64448, 6561), Fr(-212, 729)],
+             [Fr(9017, 3168), Fr(-355, 33), Fr(46732, 5247), Fr(49, 176), Fr(-5103, 18656)],
+             [Fr(35, 384), 0, Fr(500, 1113), Fr(125, 192), Fr(-2187, 6784), Fr(11, 84)]]
+_DOPRI5_B = [Fr(35, 384), 0, Fr(500, 1113), Fr(125, 192), Fr(-2187, 6784), Fr(11, 84), 0]
+# The continuous extension of order 4 (Hairer, Nørsett & Wanner I, §II.6, and their DOPRI5):
+# y(θ) = y0 + θΔ + θ(1−θ)(hk₁ − Δ) + θ²(1−θ)(2Δ − hk₁ − hk₇) + θ²(1−θ)² h Σ dᵢkᵢ, Δ = y1 − y0,
+# so bᵢ(θ) = θbᵢ + θ(1−θ)(δᵢ₁ − bᵢ) + θ²(1−θ)(2bᵢ − δᵢ₁ − δᵢ₇) + θ²(1−θ)² dᵢ. The order
+# conditions of order 4 hold for every θ (tested).
+_DOPRI5_D = [Fr(-12715105075, 11282082432), 0, Fr(87487479700, 32700410799),
+             Fr(-10690763975, 1880347072), Fr(701980252875, 199316789632),
+             Fr(-1453857185, 822651844), Fr(69997945, 29380423)]
+
+
+def _dopri5_dense():
+    """Rows ``i``: the coefficients of ``θ¹ … θ⁴`` in ``bᵢ(θ)`` (see above)."""
+    rows = []
+    for i, (b, d) in enumerate(zip(_DOPRI5_B, _DOPRI5_D)):
+        first, last = int(i == 0), int(i == 6)
+        # θ, θ(1−θ), θ²(1−θ), θ²(1−θ)² in powers θ¹ … θ⁴
+        terms = [(b, (1, 0, 0, 0)), (first - b, (1, -1, 0, 0)),
+                 (2 * b - first - last, (0, 1, -1, 0)), (d, (0, 1, -2, 1))]
+        rows.append([sum(w * p[k] for w, p in terms) for k in range(4)])
+    return rows
+
+
 DOPRI5_TABLEAU = tableau_from_fractions(
-    [[], [Fr(1, 5)], [Fr(3, 40), Fr(9, 40)], [Fr(44, 45), Fr(-56, 15), Fr(32, 9)],
-     [Fr(19372, 6561), Fr(-25360, 2187), Fr(64448, 6561), Fr(-212, 729)],
-     [Fr(9017, 3168), Fr(-355, 33), Fr(46732, 5247), Fr(49, 176), Fr(-5103, 18656)],
-     [Fr(35, 384), 0, Fr(500, 1113), Fr(125, 192), Fr(-2187, 6784), Fr(11, 84)]],
-    [Fr(35, 384), 0, Fr(500, 1113), Fr(125, 192), Fr(-2187, 6784), Fr(11, 84), 0],
-    [0, Fr(1, 5), Fr(3, 10), Fr(4, 5), Fr(8, 9), 1, 1], order=5,
+    _DOPRI5_A, _DOPRI5_B, [0, Fr(1, 5), Fr(3, 10), Fr(4, 5), Fr(8, 9), 1, 1], order=5,
     b_hat=[Fr(5179, 57600), 0, Fr(7571, 16695), Fr(393, 640), Fr(-92097, 339200),
-           Fr(187, 2100), Fr(1, 40)], error_order=4)
+           Fr(187, 2100), Fr(1, 40)], error_order=4, dense=_dopri5_dense(), dense_order=4)
 
 
 
@@ -136,7 +157,8 @@ class Dopri5(AdaptiveIntegrator):
     """Dormand–Prince 5(4): adaptive explicit Runge–Kutta of order 5 with an embedded order-4
     error estimate, first same as last (6 evaluations per step). Each batch sample has its own
     step size and accept/reject decision. Reference: Dormand & Prince (1980); Hairer, Nørsett &
-    Wanner, *Solving ODEs I*, §II.5.
+    Wanner, *Solving ODEs I*, §II.5. Dense output: the continuous extension of order 4
+    (Hairer, Nørsett & Wanner I, §II.6), from the stages of the step (no extra evaluation).
 
     Parameters
     ----------
@@ -147,6 +169,7 @@ class Dopri5(AdaptiveIntegrator):
     name = "dopri5"
     tableau: ClassVar[ButcherTableau] = DOPRI5_TABLEAU
     error_order = DOPRI5_TABLEAU.error_order
+    dense_order = DOPRI5_TABLEAU.dense_order
     controller: StepSizeController = StepSizeController()
 
     def __post_init__(self):
@@ -178,4 +201,10 @@ class Dopri5(AdaptiveIntegrator):
                                   error_prev=torch.where(accepted, norm, state.error_prev))
         nfev = torch.full_like(norm, self.tableau.stages - 1, dtype=torch.long)
         return Attempt(y=y_new, error=norm, accepted=accepted, factor=factor, state=state,
-                       nfev=nfev)
+                       nfev=nfev, dense=ks)
+
+    def interpolant(self, y, h, attempt):
+        """The continuous extension of order 4, ``h Σ_i b_i(θ) k_i`` (the tableau's
+        ``dense``): coefficients ``(B, 4, n)``."""
+        P = self.tableau.dense_tensor(h.dtype, h.device).to(y.dtype)
+        return torch.einsum("sm,sbn->bmn", P, torch.stack(attempt.dense)) * h.unsqueeze(-1)

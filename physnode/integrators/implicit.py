@@ -42,6 +42,7 @@ from .base import (
     rms,
 )
 from .controllers import PredictiveController, StepSizeController
+from .dense import hermite
 from .explicit import combine
 from .linalg import DenseLU, SparseLU, shifted_lu
 from .newton import (
@@ -365,6 +366,7 @@ class AdaptiveImplicit(AdaptiveIntegrator):
 
     implicit = True
     tableau: ClassVar[ButcherTableau]
+    dense_order = 3                               # the cubic Hermite interpolant
     #: the type of the per-sample state
     state_type: ClassVar[type[ImplicitState]] = ImplicitState
     newton: Newton = Newton(max_iter=6)
@@ -398,18 +400,25 @@ class AdaptiveImplicit(AdaptiveIntegrator):
                                torch.full_like(norm, math.inf))
             accepted = norm <= 1
             factor, keep = self._step_factor(norm, accepted, stages, h[:, 0], state)
-            f_new, nfev_new = self._new_derivative(field, t, h, stages, accepted)
-            f_new = torch.where(accepted.unsqueeze(-1), f_new, state.f0)
+            f_end, nfev_new = self._new_derivative(field, t, h, stages, accepted)
+            dense = self._dense_data(state, stages, f_end)
+            f_new = torch.where(accepted.unsqueeze(-1), f_end, state.f0)
             nfev = stages.nfev
             for extra in (nfev_error, nfev_new):
                 if extra is not None:
                     nfev = nfev + extra
         y_new = stages.y_new
         if field.needs_grad:
-            y_new = self._differentiable_step(field, t, y_in, h, stages)
+            y_new, dense = self._differentiable_step(field, t, y_in, h, stages)
         state = self._next_state(state, stages, accepted, f_new, h[:, 0], norm, keep)
         return Attempt(y=y_new, error=norm, accepted=accepted, factor=factor, state=state,
-                       nfev=nfev, njev=njev, nlu=nlu)
+                       nfev=nfev, njev=njev, nlu=nlu, dense=dense)
+
+    def interpolant(self, y, h, attempt):
+        """The cubic Hermite polynomial through the ends of the step and their derivatives
+        (order 3): coefficients ``(B, 3, n)``, differentiable when the step is."""
+        f0, f1 = attempt.dense
+        return hermite(y, attempt.y, f0, f1, h.to(y.dtype))
 
     # What a method supplies --------------------------------------------------------------
 
@@ -436,12 +445,18 @@ class AdaptiveImplicit(AdaptiveIntegrator):
         """``f`` at the new point where accepted, and the evaluations it took (or None)."""
 
     @abstractmethod
-    def _differentiable_step(self, field, t, y, h, stages) -> torch.Tensor:
-        """The new state with the implicit-function-theorem derivative in ``y`` and ``θ``."""
+    def _differentiable_step(self, field, t, y, h, stages) -> tuple:
+        """The new state with the implicit-function-theorem derivative in ``y`` and ``θ``, and
+        the attempt's dense data (as :meth:`_dense_data`) with that derivative too."""
 
     def _kept_from(self, stages) -> dict:
         """The method's state fields to keep where the attempt is accepted."""
         return {}
+
+    def _dense_data(self, state, stages, f_new):
+        """What :meth:`interpolant` needs of the attempt: by default the derivatives at both
+        ends of the step."""
+        return state.f0, f_new
 
     # The shared machinery ------------------------------------------------------------------
 
@@ -551,6 +566,17 @@ class RadauIIA(AdaptiveImplicit):
         super().__init_subclass__(**kwargs)
         if "tableau" in cls.__dict__:
             cls.error_order = cls.tableau.stages      # the estimate is O(h^(s+1))
+            cls.dense_order = cls.tableau.stages      # the collocation polynomial
+
+    def _dense_data(self, state, stages, f_new):
+        return stages.Z
+
+    def interpolant(self, y, h, attempt):
+        """The collocation polynomial of the step, through ``(0, 0)`` and ``(c_j, Z_j)``:
+        order ``s`` (Hairer & Wanner II, §IV.8), coefficients ``(B, s, n)``, differentiable
+        when the step is."""
+        return _collocation_coefficients(self.tableau, h.dtype, h.device).to(
+            attempt.dense.dtype) @ attempt.dense
 
     @staticmethod
     @functools.lru_cache(maxsize=16)
@@ -654,7 +680,17 @@ class RadauIIA(AdaptiveImplicit):
 
     def _differentiable_step(self, field, t, y, h, stages):
         A, _, c, _ = self.tableau.tensors(h.dtype, y.device)
-        return y + implicit_function_correction(field, t, y, h, A, c, stages.Z)[:, -1]
+        Z = implicit_function_correction(field, t, y, h, A, c, stages.Z)
+        return y + Z[:, -1], Z
+
+
+@functools.lru_cache(maxsize=16)
+def _collocation_coefficients(tableau, dtype, device) -> torch.Tensor:
+    """``V⁻¹ (s, s)`` with ``V_jk = c_j^k`` (``k = 1 … s``): the θ-coefficients of the
+    polynomial through ``(0, 0)`` and ``(c_j, Z_j)`` are ``V⁻¹ Z``."""
+    c = np.asarray(tableau.c, dtype=np.float64)
+    V = c[:, None] ** np.arange(1, len(c) + 1)
+    return torch.tensor(np.linalg.inv(V), dtype=dtype, device=device)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -798,5 +834,6 @@ class Kvaerno5(AdaptiveImplicit):
             return implicit_function_correction(field, t, base, h, diagonal, c[i:i + 1],
                                                 stages.increments[i])[:, 0]
 
-        y_new, _, _ = self._stages(y, h, field(t, y), corrected_stage)
-        return y_new
+        f0 = field(t, y)
+        y_new, _, k_last = self._stages(y, h, f0, corrected_stage)
+        return y_new, (f0, k_last)

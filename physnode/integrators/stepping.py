@@ -16,6 +16,7 @@ region whose saved tensors are dropped.)
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, fields, replace
 
@@ -31,6 +32,8 @@ from .base import (  # noqa: F401 - RowTime is re-exported
     Tolerance,
 )
 from .controllers import initial_step
+from .dense import DenseOutput, hermite
+from .events import EventWatcher
 
 
 def _failure(message, stats, samples, t):
@@ -134,12 +137,14 @@ def segment_lengths(n: int) -> list[int]:
 
 
 def integrate_fixed(method: FixedStepIntegrator, field: Field, y0, t_out, dt,
-                    params: tuple[torch.Tensor, ...] | None = None):
+                    params: tuple[torch.Tensor, ...] | None = None,
+                    watcher: EventWatcher | None = None, dense: DenseOutput | None = None):
     """Fixed steps on the grid of :func:`step_schedule`; returns ``(ys, stats)``.
 
     ``field`` counts the evaluations (``Field(..., count=B)``). With ``params`` (the tensors
     besides ``y0`` to differentiate), the loop runs checkpointed; a method's carry must then
-    be a tensor or ``None``.
+    be a tensor or ``None``. With a ``watcher`` or ``dense`` (not with ``params``), every
+    step is observed by :class:`_Observer`.
     """
     schedule = [(k, h, t, i == len(times) - 1)
                 for k, h, times in step_schedule(t_out, dt) for i, t in enumerate(times)]
@@ -150,22 +155,28 @@ def integrate_fixed(method: FixedStepIntegrator, field: Field, y0, t_out, dt,
         return {"nfev": field.nfev, "steps": taken[0], "rejected": 0, "njev": field.njev,
                 "nlu": field.nlu}
 
-    def run(y, carry, segment):
+    def run(y, carry, segment, observer=None):
         """The steps of ``segment``; returns the last state, the carry and the states at
         the ends of the output intervals it closes."""
         outputs = []
         for j, k, h, t, closes in segment:
+            y_old = y
             y, carry = method.step(field, t, y, h, carry)
+            if observer is not None:
+                observer.step(t, y_old, h, y, t_out[k + 1] if closes else t + h)
             if closes:
                 taken[0] = j
-                check_finite_state(y, k, t_out, h, method.name, stats())
-                outputs.append(y)
+                out = y if observer is None else observer.output(y)
+                check_finite_state(out, k, t_out, h, method.name, stats())
+                outputs.append(out)
         if segment:
             taken[0] = segment[-1][0]
         return y, carry, outputs
 
     if params is None:
-        _, _, outputs = run(y0, None, steps)
+        observer = None if watcher is None and dense is None else _Observer(
+            field, t_out[0], y0, watcher, dense)
+        _, _, outputs = run(y0, None, steps, observer)
         return torch.stack([y0, *outputs]), stats()
 
     outputs, y, carry, start = [], y0, None, 0
@@ -186,6 +197,46 @@ def integrate_fixed(method: FixedStepIntegrator, field: Field, y0, t_out, dt,
     return torch.stack([y0, *outputs]), stats()
 
 
+class _Observer:
+    """Events and dense output of a fixed-step run. The interpolant of a step is the cubic
+    Hermite polynomial through its ends (order 3; one more evaluation of ``f`` per step, at
+    its end, counted in ``nfev``). A sample that a terminal event stops is stepped on with the
+    batch, but its outputs hold its state at the event and its events are no longer looked
+    for."""
+
+    def __init__(self, field, t0, y0, watcher, dense):
+        self.field, self.watcher, self.dense = field, watcher, dense
+        B = y0.shape[0]
+        self.ids = torch.arange(B, device=y0.device)
+        self.running = torch.ones(B, dtype=torch.bool, device=y0.device)
+        self.hold = y0
+        self.f = field(t0, y0)
+
+    def step(self, t, y, h, y_new, t_new):
+        """Observe the step ``[t, t_new]`` (0-d times, ``h`` a float) from ``y`` to ``y_new``."""
+        B = y.shape[0]
+        f_new = self.field(t_new, y_new)
+        hb = torch.full((B,), h, dtype=t.dtype, device=t.device)
+        interpolant = functools.cache(functools.partial(
+            hermite, y, y_new, self.f, f_new, hb.unsqueeze(-1).to(y.dtype)))
+        self.f = f_new
+        if self.dense is not None:
+            rows = self.running.nonzero().reshape(-1)
+            self.dense.add(self.ids[rows], t.expand(B)[rows], hb[rows], y[rows],
+                           interpolant()[rows])
+        if self.watcher is not None:
+            stop = self.watcher.step(self.field, self.ids, t.expand(B), y, hb, t_new.expand(B),
+                                     y_new, self.running, interpolant)
+            if stop is not None:
+                stopped, _, y_stop = stop
+                self.hold = torch.where(stopped.unsqueeze(-1), y_stop, self.hold)
+                self.running = self.running & ~stopped
+
+    def output(self, y):
+        """The outputs of the batch: ``y``, or the state at the event of a stopped sample."""
+        return torch.where(self.running.unsqueeze(-1), y, self.hold)
+
+
 @dataclass(kw_only=True)
 class _Running:
     """The working set of the adaptive loop: the samples still running (``ids`` into the
@@ -204,9 +255,15 @@ class _Running:
 
 def integrate_adaptive(method: AdaptiveIntegrator, field: Field, y0, t_out, f0,
                        tolerance: Tolerance, max_steps: int,
-                       params: tuple[torch.Tensor, ...] | None = None):
+                       params: tuple[torch.Tensor, ...] | None = None,
+                       watcher: EventWatcher | None = None, dense: DenseOutput | None = None):
     """Per-sample adaptive stepping: every sample has its own time, step size, state and
     accept/reject decision. Returns ``(ys, stats)`` with per-sample stats.
+
+    With a ``watcher``, every accepted step is searched for its events, and a sample that a
+    terminal event stops leaves the loop there, its remaining outputs holding the state at
+    the event; with ``dense``, every accepted step's interpolant is recorded. Neither works
+    with ``params``.
 
     The loop works on a compact set of the samples still running; finished samples leave it
     (one gather per finishing event, not per step), so the cost follows the active batch.
@@ -253,7 +310,18 @@ def integrate_adaptive(method: AdaptiveIntegrator, field: Field, y0, t_out, f0,
             h_try = torch.where(lands, target - t, h)
             result = method.attempt(rows, t, y, h_try.unsqueeze(-1), state, tolerance)
             accepted = result.accepted
-            t = torch.where(accepted, torch.where(lands, target, t + h_try), t)
+            t_new = torch.where(lands, target, t + h_try)
+            stop = None
+            if watcher is not None or dense is not None:
+                interpolant = functools.cache(functools.partial(
+                    method.interpolant, y, h_try.unsqueeze(-1), result))
+                if dense is not None and bool(accepted.any()):
+                    a = accepted.nonzero().reshape(-1)
+                    dense.add(ids[a], t[a], (t_new - t)[a], y[a], interpolant()[a])
+                if watcher is not None:
+                    stop = watcher.step(rows, ids, t, y, t_new - t, t_new, result.y,
+                                        accepted, interpolant)
+            t = torch.where(accepted, t_new, t)
             y = torch.where(accepted.unsqueeze(-1), result.y, y)
             h = controller.next_step(h, h_try, result.factor, accepted=accepted, lands=lands,
                                      error=result.error)
@@ -266,10 +334,20 @@ def integrate_adaptive(method: AdaptiveIntegrator, field: Field, y0, t_out, f0,
             work["steps"] += accepted
             work["rejected"] += ~accepted
             reached = accepted & lands
-            if bool(reached.any()):
+            if stop is not None:
+                stopped, t_stop, y_stop = stop
+                t = torch.where(stopped, t_stop, t)
+                y = torch.where(stopped.unsqueeze(-1), y_stop, y)
+                reached &= ~stopped
+            if stop is not None or bool(reached.any()):
                 outputs.append((next_out[reached], ids[reached], y[reached]))
                 next_out = next_out + reached.long()
                 finished = next_out >= T
+                if stop is not None:        # the later outputs hold the state at the event
+                    later = torch.arange(T, device=y.device) >= next_out.unsqueeze(-1)
+                    row, index = (later & stopped.unsqueeze(-1)).nonzero().unbind(-1)
+                    outputs.append((index, ids[row], y[row]))
+                    finished |= stopped
                 if bool(finished.any()):
                     for key in stats:
                         stats[key] = stats[key].index_put((ids[finished],),

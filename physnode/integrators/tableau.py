@@ -34,6 +34,12 @@ class ButcherTableau:
     error_order : int, optional
         Order of the embedded solution ``b̂``; the step-size controller uses
         ``min(order, error_order) + 1`` as the exponent denominator.
+    dense : tuple of tuples, optional
+        A continuous extension ``y(t + θh) = y + h Σ_i b_i(θ) k_i``: row ``i`` holds the
+        coefficients of ``θ¹, …, θᵐ`` in ``b_i(θ)``, so that ``Σ_i b_i(θ) = θ`` and
+        ``b_i(1) = b_i`` (Hairer, Nørsett & Wanner I, §II.6).
+    dense_order : int, optional
+        Order of the continuous extension (its local error is ``O(h^(dense_order+1))``).
 
     Examples
     --------
@@ -48,6 +54,8 @@ class ButcherTableau:
     order: int
     b_error: tuple[float, ...] | None = None
     error_order: int | None = None
+    dense: tuple[tuple[float, ...], ...] | None = None
+    dense_order: int | None = None
 
     def __post_init__(self):
         s = len(self.b)
@@ -65,6 +73,16 @@ class ButcherTableau:
             if len(self.b_error) != s or abs(math.fsum(self.b_error)) > _TOL:
                 raise ValueError("tableau `b_error` (b − b̂) must have one entry per stage and "
                                  f"sum to 0; got {self.b_error}")
+        if self.dense is not None:
+            degree = len(self.dense[0]) if self.dense else 0
+            columns = [math.fsum(row[k] for row in self.dense) for k in range(degree)]
+            if (len(self.dense) != s or any(len(row) != degree for row in self.dense)
+                    or any(abs(x - (k == 0)) > _TOL for k, x in enumerate(columns))
+                    or any(abs(math.fsum(row) - bi) > _TOL
+                           for row, bi in zip(self.dense, self.b))):
+                raise ValueError("tableau `dense` must have one row of θ-coefficients per "
+                                 "stage, with Σ_i b_i(θ) = θ and b_i(1) = b_i; got "
+                                 f"{self.dense}")
 
     @property
     def stages(self) -> int:
@@ -82,21 +100,33 @@ class ButcherTableau:
         """``(A, b, c, b_error)`` as tensors of the given dtype and device (cached)."""
         key = (dtype, device)
         if key not in self._cache:
-            def as_tensor(x):
-                return None if x is None else torch.tensor(x, dtype=dtype, device=device)
-            self._cache[key] = (as_tensor(self.a), as_tensor(self.b), as_tensor(self.c),
-                                as_tensor(self.b_error))
+            self._cache[key] = tuple(_as_tensor(x, dtype, device)
+                                     for x in (self.a, self.b, self.c, self.b_error))
+        return self._cache[key]
+
+    def dense_tensor(self, dtype, device) -> torch.Tensor:
+        """``dense`` as an ``(s, m)`` tensor of the given dtype and device (cached)."""
+        key = ("dense", dtype, device)
+        if key not in self._cache:
+            self._cache[key] = _as_tensor(self.dense, dtype, device)
         return self._cache[key]
 
 
-def tableau_from_fractions(a, b, c, order, b_hat=None, error_order=None) -> ButcherTableau:
+def _as_tensor(x, dtype, device):
+    return None if x is None else torch.tensor(x, dtype=dtype, device=device)
+
+
+def tableau_from_fractions(a, b, c, order, b_hat=None, error_order=None, dense=None,
+                           dense_order=None) -> ButcherTableau:
     """Build a tableau from (lower-triangular, possibly ragged) rows of ``a`` and optionally the
-    embedded weights ``b̂`` (converted to ``b_error = b − b̂``)."""
+    embedded weights ``b̂`` (converted to ``b_error = b − b̂``) and a continuous extension
+    ``dense`` (rows of θ-coefficients, see :class:`ButcherTableau`)."""
     s = len(b)
     full = tuple(tuple(float(v) for v in row) + (0.0,) * (s - len(row)) for row in a)
     b_error = None if b_hat is None else tuple(float(x) - float(y) for x, y in zip(b, b_hat))
+    dense = None if dense is None else tuple(tuple(map(float, row)) for row in dense)
     return ButcherTableau(full, tuple(map(float, b)), tuple(map(float, c)), order, b_error,
-                          error_order)
+                          error_order, dense, dense_order)
 
 
 def collocation_tableau(nodes, order: int) -> ButcherTableau:
