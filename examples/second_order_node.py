@@ -40,7 +40,7 @@ def main():
     # 2. Fit with the recipe's defaults (quick: a narrower network, stages capped).
     torch.manual_seed(0)
     model = pn.models.SecondOrderNeuralODE(dof=1, hidden=32 if args.quick else 200)
-    pn.fit(model, data, epochs=100 if args.quick else None)
+    pn.fit(model, data, epochs=60 if args.quick else None)
 
     # 3. The equations: dx/dt = v exactly, and the learned acceleration.
     equations = pn.discover(model, data=data)
