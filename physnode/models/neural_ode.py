@@ -160,7 +160,7 @@ class SecondOrderNeuralODE(PhysicsModel):
     >>> import torch, physnode as pn
     >>> sonode = pn.models.SecondOrderNeuralODE(dof=1, hidden=16)
     >>> y = torch.tensor([[0.5, -2.0]])
-    >>> sonode(0.0, y)[..., 0]                 # dq/dt is the state's qdot, exactly
+    >>> sonode(0.0, y)[..., 0].detach()        # dq/dt is the state's qdot, exactly
     tensor([-2.])
     """
 
