@@ -127,7 +127,7 @@ def test_derivative_matching_learns_the_damped_oscillator():
 
 @pytest.mark.slow
 def test_the_damped_oscillator_is_recovered_within_one_percent():
-    # fit's and discover's defaults on the paper's set (about 3 minutes on one core).
+    # fit's and discover's defaults on the paper's set (3 to 7 minutes on two shared cores).
     data = damped_oscillators()
     torch.manual_seed(0)
     model = pn.models.SecondOrderNeuralODE(dof=1)
