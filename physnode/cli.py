@@ -14,7 +14,7 @@ from . import data as pndata
 from ._atomic import write_text_atomic
 from .systems import REFERENCE_SYSTEMS
 
-MODEL_CHOICES = ("hnn", "lnn", "node")
+MODEL_CHOICES = ("hnn", "lnn", "node", "sonode")
 
 
 def _system(name: str):
@@ -43,7 +43,7 @@ def _demo(args) -> None:
 def _fit(args) -> None:
     import torch
 
-    from .models import HNN, LNN, NeuralODE
+    from .models import HNN, LNN, NeuralODE, SecondOrderNeuralODE
     from .parallel.distributed import finish, init_from_environment
     from .runs import CHECKPOINT, save_run
     from .training import fit
@@ -65,8 +65,11 @@ def _fit(args) -> None:
             raise ValueError(f"{args.data}: an {args.model.upper()} needs an even number of "
                              f"state columns (q and p, or q and qdot); got {data.dim} "
                              f"{data.state_names}")
-        kind = HNN if args.model == "hnn" else LNN
-        model = kind(dof=data.dim // 2, dissipative=args.dissipative, **options)
+        if args.model == "sonode":
+            model = SecondOrderNeuralODE(dof=data.dim // 2, **options)
+        else:
+            kind = HNN if args.model == "hnn" else LNN
+            model = kind(dof=data.dim // 2, dissipative=args.dissipative, **options)
     dtype = {"float32": torch.float32, "float64": torch.float64}[args.dtype]
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -181,10 +184,12 @@ def build_parser() -> argparse.ArgumentParser:
     demo.set_defaults(run=_demo)
 
     fit = commands.add_parser("fit", help="fit a model to trajectories",
-                              description="Fit an HNN, LNN or NeuralODE to a CSV/NPZ file of "
+                              description="Fit an HNN, LNN, NeuralODE or second-order NeuralODE "
+                                          "to a CSV/NPZ file of "
                                           "trajectories and write a run directory.")
     fit.add_argument("data", help="trajectories, .csv or .npz (columns trajectory,t,<states>)")
-    fit.add_argument("--model", required=True, help="hnn, lnn or node")
+    fit.add_argument("--model", required=True,
+                     help="hnn, lnn, node or sonode (second-order NeuralODE, states q and qdot)")
     fit.add_argument("--out", required=True, help="run directory to write")
     fit.add_argument("--epochs", type=int, default=None,
                      help="cap on each stage's epochs (default: the stage's own cap; stages "

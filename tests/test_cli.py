@@ -52,7 +52,7 @@ def test_fit_discover_compare_round_trip(tmp_path):
 @pytest.mark.parametrize("args,message", [
     (["fit", "missing.csv", "--model", "hnn", "--out", "run"], "missing.csv"),
     (["fit", "DATA", "--model", "transformer", "--out", "run"],
-     "unknown model 'transformer'; choose one of hnn, lnn, node"),
+     "unknown model 'transformer'; choose one of hnn, lnn, node, sonode"),
     (["discover", "nowhere", "--out", "e.json"], "no run directory at 'nowhere'"),
     (["compare", "nowhere", "--out", "r"], "no run directory at 'nowhere'"),
     (["fit", "BAD", "--model", "hnn", "--out", "run"], "column"),

@@ -48,7 +48,8 @@ def discover(source, method: str | DiscoveryMethod = "sindy", library=None, *,
     sr_options : older spelling of ``SymbolicRegression(options=)``.
     second_order : bool, optional
         State ``concat(q, q̇)``: discover only the accelerations ``q̈ = f(q, q̇)``; the
-        kinematics ``dq/dt = q̇`` are exact. Defaults to True for an LNN.
+        kinematics ``dq/dt = q̇`` are exact. Defaults to True for a model whose kinematics
+        are exact by construction (``exact_kinematics``: an LNN, a SecondOrderNeuralODE).
     seed : int
         Seeds the held-out split, box sampling, bagging and symbolic regression.
 
@@ -77,7 +78,7 @@ def discover(source, method: str | DiscoveryMethod = "sindy", library=None, *,
     names = clean.state_names
     symbols = tuple(sympy.Symbol(n, real=True) for n in names)
     if second_order is None:
-        second_order = hasattr(source, "lagrangian")
+        second_order = bool(getattr(source, "exact_kinematics", False))
     if second_order and len(symbols) % 2:
         raise ValueError(f"`second_order=True` needs a state concat(q, qdot) of even width; "
                          f"got {len(symbols)} states {names}")

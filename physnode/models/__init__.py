@@ -6,10 +6,10 @@ from .ensemble import Ensemble, EnsembleFit
 from .hnn import HNN
 from .lnn import LNN
 from .mass import ConfigurationMass, DiagonalMass, UnitMass
-from .neural_ode import NeuralODE
+from .neural_ode import NeuralODE, SecondOrderNeuralODE
 
-MODELS = {cls.__name__: cls for cls in (NeuralODE, HNN, LNN)}
+MODELS = {cls.__name__: cls for cls in (NeuralODE, SecondOrderNeuralODE, HNN, LNN)}
 
-__all__ = ["PhysicsModel", "NeuralODE", "HNN", "LNN", "load", "MODELS", "UnitMass",
-           "DiagonalMass", "ConfigurationMass", "ConstantDamping", "ConfigurationDamping",
-           "Ensemble", "EnsembleFit"]
+__all__ = ["PhysicsModel", "NeuralODE", "SecondOrderNeuralODE", "HNN", "LNN", "load", "MODELS",
+           "UnitMass", "DiagonalMass", "ConfigurationMass", "ConstantDamping",
+           "ConfigurationDamping", "Ensemble", "EnsembleFit"]

@@ -60,7 +60,7 @@ class Case:
     model : str
         ``"auto"`` (an HNN for a Hamiltonian system, dissipative when the system is; a
         NeuralODE otherwise; for a file, an HNN when its states are ``q, p`` pairs), or
-        ``"hnn"``, ``"lnn"``, ``"node"``.
+        ``"hnn"``, ``"lnn"``, ``"node"``, ``"sonode"`` (a second-order NeuralODE).
     model_options, fit_options : dict
         Keywords of the model's constructor and of :func:`physnode.fit` (hyper-parameters
         to sweep); empty for the defaults.
@@ -114,7 +114,7 @@ class Case:
         return json.dumps(dataclasses.asdict(self), sort_keys=True, default=list)
 
 
-MODELS = ("auto", "hnn", "lnn", "node")
+MODELS = ("auto", "hnn", "lnn", "node", "sonode")
 
 
 def cases(config: dict) -> list[Case]:
@@ -249,6 +249,8 @@ def _model(case, system, data):
     options = dict(case.model_options)
     if kind == "node":
         return pn.models.NeuralODE(dim=data.dim, **options)
+    if kind == "sonode":
+        return pn.models.SecondOrderNeuralODE(dof=data.dim // 2, **options)
     if kind == "hnn" and system is not None and case.model == "auto":
         options.setdefault("dissipative", system.dissipative)
     build = pn.models.HNN if kind == "hnn" else pn.models.LNN

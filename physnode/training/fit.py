@@ -87,8 +87,9 @@ def fit(model, data: Trajectories, *, loss="auto", epochs: int | None = None,
         ``fit(member, data, seed=seed + i, ...)`` and returns an
         :class:`~physnode.models.EnsembleFit`.
     data : Trajectories
-        Observed states in the model's coordinates: ``(q, p)`` for HNN, ``(q, q̇)`` for LNN
-        and an HNN in velocity coordinates, or positions ``q`` only for those.
+        Observed states in the model's coordinates: ``(q, p)`` for HNN, ``(q, q̇)`` for LNN,
+        SecondOrderNeuralODE and an HNN in velocity coordinates, or positions ``q`` only for
+        those.
     loss : ``"auto"``, :class:`DerivativeLoss`, :class:`RolloutLoss` or a sequence of them
         The stages to run in order. ``"auto"`` (default) is ``(DerivativeLoss(),
         RolloutLoss())``; ``"derivative"`` and ``"rollout"`` name one stage. Losses are in the

@@ -44,7 +44,7 @@ def test_a_grid_is_the_product_of_its_values_on_the_base_case():
     ({"case": {}}, ValueError, r"^a case needs a `system` to simulate or a `data` file; got "
                                r"neither$"),
     ({"case": {"system": "pendulum", "model": "mlp"}}, ValueError,
-     r"^`model` must be one of 'auto', 'hnn', 'lnn', 'node'; got 'mlp'$"),
+     r"^`model` must be one of 'auto', 'hnn', 'lnn', 'node', 'sonode'; got 'mlp'$"),
     ({"case": {"system": "pendulum", "parameters": 2}}, TypeError,
      r"^`parameters` must be a dict of keywords; got int$"),
     ({"runs": []}, ValueError, r"^unknown configuration sections \['runs'\]"),
