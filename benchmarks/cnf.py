@@ -142,6 +142,8 @@ def main():
     parser.add_argument("--hidden", type=int, default=64)
     parser.add_argument("--rnode", type=float, default=0.01,
                         help="weight of both RNODE regularisers in the regularised runs")
+    parser.add_argument("--variants", nargs="+", default=["mle", "rnode"],
+                        choices=["mle", "rnode"], help="which trainings to run")
     parser.add_argument("--threads", type=int, default=1, help="torch threads")
     parser.add_argument("--progress", action="store_true")
     parser.add_argument("--out", default=None, help="JSON file for the results")
@@ -152,7 +154,7 @@ def main():
     rows = []
     for name in args.datasets:
         best = floor(name)
-        for regularised in (False, True):
+        for regularised in [v == "rnode" for v in args.variants]:
             row = {**run(name, regularised, args), "floor": best}
             rows.append(row)
             gap = "" if best is None else f", {row['test_nll'] - best:+.3f} from the floor"
