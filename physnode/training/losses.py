@@ -320,8 +320,9 @@ class DensityLoss:
     ``(N, dim)``: the mean negative log-likelihood in nats, plus the RNODE regularisers
     (Finlay et al. 2020) ``kinetic · ∫₀ᵀ ‖f‖² dt + jacobian · ∫₀ᵀ ‖∂f/∂z‖²_F dt`` averaged
     over the batch, in the flow's normalised coordinates. They favour straight, slowly
-    varying flows that an adaptive solver crosses in fewer steps; Finlay et al. use 0.01 for
-    both. The validation loss is the same objective on the held-out samples.
+    varying flows that an adaptive solver crosses in fewer steps (0.01 for both is the
+    starting point used in ``benchmarks/cnf.py``). The validation loss is the same objective
+    on the held-out samples.
 
     Attributes
     ----------
