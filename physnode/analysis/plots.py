@@ -105,3 +105,33 @@ def plot_fit(models: dict, data, path, trajectory: int = 0, method_dt: float | N
     axes[-1, 0].set_xlabel("t")
     fig.suptitle("Fitted against observed")
     return _save(fig, path)
+
+
+def plot_density(model, path, box, samples: torch.Tensor | None = None,
+                 resolution: int = 100, labels: tuple[str, str] | None = None) -> Path:
+    """A 2-D density model's ``exp(log_prob)`` (a :class:`physnode.models.CNF`) on ``box =
+    ((x_low, x_high), (y_low, y_high))``, beside a histogram of ``samples`` ``(n, 2)`` when
+    given; axes named by ``labels`` (default: the model's state names). Returns the path of
+    the PNG."""
+    plt = _pyplot()
+    (x0, x1), (y0, y1) = box
+    place = {"dtype": model.y_loc.dtype, "device": model.y_loc.device}
+    xs, ys = torch.linspace(x0, x1, resolution, **place), torch.linspace(y0, y1, resolution,
+                                                                        **place)
+    grid = torch.stack(torch.meshgrid(xs, ys, indexing="xy"), -1).reshape(-1, 2)
+    with torch.no_grad():
+        density = model.log_prob(grid).exp().reshape(resolution, resolution).cpu()
+    panels = 1 if samples is None else 2
+    fig, axes = plt.subplots(1, panels, figsize=(5 * panels, 4.5), sharey=True, squeeze=False)
+    if samples is not None:
+        s = samples.detach().cpu().double()
+        axes[0, 0].hist2d(s[:, 0].numpy(), s[:, 1].numpy(), bins=max(10, resolution // 2),
+                          range=[[x0, x1], [y0, y1]], density=True)
+        axes[0, 0].set_title("samples")
+    axes[0, -1].pcolormesh(xs.cpu().numpy(), ys.cpu().numpy(), density.numpy(), shading="auto")
+    axes[0, -1].set_title("model density")
+    names = labels if labels is not None else getattr(model, "state_names", ("x1", "x2"))
+    for axis in axes[0]:
+        axis.set_xlabel(names[0])
+    axes[0, 0].set_ylabel(names[1])
+    return _save(fig, path)

@@ -1,7 +1,7 @@
-"""``fit``: train a model on trajectories — the recipe by default (normalisation from the data,
-derivative matching then multiple-shooting rollouts, a learning rate that halves on plateaus,
-stopping on convergence), with validation by trajectory, progress, atomic checkpoints and
-exact resume."""
+"""``fit``: train a model on trajectories (or a density model on samples) — the recipe by
+default (normalisation from the data, derivative matching then multiple-shooting rollouts, a
+learning rate that halves on plateaus, stopping on convergence), with validation by
+trajectory, progress, atomic checkpoints and exact resume."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ from ..models.base import DataScales, parameter_placement
 from ..models.ensemble import Ensemble
 from ..parallel.distributed import DataParallel, rank_device
 from .derivatives import estimate_derivatives
-from .losses import LOSSES, DerivativeLoss, RolloutLoss, positions_only
+from .losses import LOSSES, DensityLoss, DerivativeLoss, RolloutLoss, positions_only
 
 #: Halvings of the learning rate after which a stage has converged.
 HALVINGS = 5
@@ -63,7 +63,7 @@ class FitResult:
         return list(dict.fromkeys(h["stage"] for h in self.history))
 
 
-def fit(model, data: Trajectories, *, loss="auto", epochs: int | None = None,
+def fit(model, data: Trajectories | torch.Tensor, *, loss="auto", epochs: int | None = None,
         lr: float | None = None, optimizer=None, scheduler=None,
         batch_size: int | None = None, device=None, dtype: torch.dtype | None = None,
         val_fraction: float = 0.2, seed: int = 0, progress: bool = True,
@@ -86,13 +86,16 @@ def fit(model, data: Trajectories, *, loss="auto", epochs: int | None = None,
         Trained in place. A :class:`physnode.models.Ensemble` trains each member ``i`` as
         ``fit(member, data, seed=seed + i, ...)`` and returns an
         :class:`~physnode.models.EnsembleFit`.
-    data : Trajectories
+    data : Trajectories or torch.Tensor
         Observed states in the model's coordinates: ``(q, p)`` for HNN, ``(q, q̇)`` for LNN,
         SecondOrderNeuralODE and an HNN in velocity coordinates, or positions ``q`` only for
-        those.
-    loss : ``"auto"``, :class:`DerivativeLoss`, :class:`RolloutLoss` or a sequence of them
+        those. For a density model (:class:`physnode.models.CNF`): samples of shape
+        ``(N, dim)``, of which ``val_fraction`` are held out at random.
+    loss : ``"auto"``, a loss object or a sequence of them
+        (:class:`DerivativeLoss`, :class:`RolloutLoss`, :class:`DensityLoss`).
         The stages to run in order. ``"auto"`` (default) is ``(DerivativeLoss(),
-        RolloutLoss())``; ``"derivative"`` and ``"rollout"`` name one stage. Losses are in the
+        RolloutLoss())`` on trajectories and ``DensityLoss()`` (maximum likelihood) on
+        samples; ``"derivative"`` and ``"rollout"`` name one stage. Losses are in the
         data's units of each coordinate, so they read the same in any units.
     epochs : int, optional
         A cap on each stage's epochs (default: the stage's ``max_epochs``); stages normally
@@ -110,7 +113,8 @@ def fit(model, data: Trajectories, *, loss="auto", epochs: int | None = None,
         improvement of 1e-3 and stop after 5 halvings. ``schedule="cosine"`` is the older
         spelling of cosine annealing over the cap.
     batch_size : int, optional
-        Samples (derivative) or windows (rollout) per step; all at once by default.
+        Samples (derivative, density) or windows (rollout) per step; by default all at once
+        (the density stage: its ``batch_size``).
     device, dtype : where and in what precision to train; by default where and in the
         precision the model's parameters already are.
     val_fraction : float
@@ -167,13 +171,11 @@ def fit(model, data: Trajectories, *, loss="auto", epochs: int | None = None,
     place = {"device": device if device is not None else place["device"],
              "dtype": dtype if dtype is not None else place["dtype"]}
     model_width = getattr(model, "observed_dim", getattr(model, "dim", width))
-    states, rates = DerivativeLoss().targets(train_data, model_width)
+    states, scales = _statistics(model, train_data, model_width)
     if hasattr(model, "record_training_states"):
-        model.record_training_states(torch.cat(states).to(model.state_range))
+        model.record_training_states(states.to(model.state_range))
     if hasattr(model, "adapt"):
-        model.adapt(DataScales(torch.cat(states), torch.cat(rates),
-                               torch.cat([tr.t for tr in train_data]),
-                               angles=getattr(model, "angles", ())))
+        model.adapt(scales)
     model.to(**place)
     if group is not None:                  # every rank starts from rank 0's weights
         group.check_same("their data or settings", _fingerprint(train_data, val_data, stages,
@@ -219,6 +221,18 @@ def fit(model, data: Trajectories, *, loss="auto", epochs: int | None = None,
                      state["converged"])
 
 
+def _statistics(model, data, model_width: int):
+    """The training states ``(n, width)`` and their :class:`DataScales` (samples of a
+    density have no rates: their scale stands in)."""
+    if isinstance(data, torch.Tensor):
+        states = data.detach().double()
+        return states, DataScales(states, torch.zeros_like(states))
+    states, rates = DerivativeLoss().targets(data, model_width)
+    return torch.cat(states), DataScales(torch.cat(states), torch.cat(rates),
+                                         torch.cat([tr.t for tr in data]),
+                                         angles=getattr(model, "angles", ()))
+
+
 def _run_stage(model, stage, train, val, opt, sched, plateau, cap, batch_size, shuffle, state,
                patience, progress, checkpoint, checkpoint_every, group, default_schedule):
     """Train one stage from ``state["stage_epoch"]`` to convergence or ``cap``, watching the
@@ -228,7 +242,7 @@ def _run_stage(model, stage, train, val, opt, sched, plateau, cap, batch_size, s
     :mod:`physnode.parallel.distributed`)."""
     n_train = train[0].shape[0]
     per_epoch = max(1, math.ceil(stage.epoch_fraction * n_train))
-    size = batch_size or per_epoch
+    size = batch_size or getattr(stage, "batch_size", None) or per_epoch
     # Fixed sub-steps for the whole stage (computed once, from the training windows).
     options = ({"substeps": stage.steps(model, train[0])} if isinstance(stage, RolloutLoss)
                else {})
@@ -318,6 +332,8 @@ def _data_parallel(distributed) -> DataParallel | None:
 def _fingerprint(train, val, stages, seed, epochs, batch_size) -> torch.Tensor:
     """Numbers that differ when two ranks were given different data or settings."""
     def checksum(data):
+        if isinstance(data, torch.Tensor):
+            return [len(data), data.numel(), float(data.double().sum())]
         return [len(data), sum(len(tr) for tr in data),
                 sum(float(tr.y.double().sum()) + float(tr.t.double().sum()) for tr in data)]
     return torch.tensor([*checksum(train), *checksum(val), len(stages), seed,
@@ -361,11 +377,14 @@ def _stages(loss, window, rollout_method, substeps, adjoint, data) -> list:
     rollout stage's window no longer than the shortest trajectory)."""
     legacy = {k: v for k, v in (("window", window), ("method", rollout_method),
                                 ("substeps", substeps), ("adjoint", adjoint)) if v is not None}
+    samples = isinstance(data, torch.Tensor)
+    if isinstance(loss, str) and samples and loss == "auto" and not legacy:
+        return [DensityLoss()]
     if isinstance(loss, str):
         if loss not in ("auto", *LOSSES):
             raise ValueError(f"`loss` must be 'auto', 'derivative', 'rollout', a "
-                             f"DerivativeLoss or RolloutLoss, or a sequence of them; got "
-                             f"{loss!r}")
+                             f"DerivativeLoss, RolloutLoss or DensityLoss, or a sequence of "
+                             f"them; got {loss!r}")
         if "window" not in legacy and isinstance(data, Trajectories) and len(data):
             shortest = min(len(tr) for tr in data)
             legacy["window"] = max(2, min(RolloutLoss.window, shortest))
@@ -377,9 +396,9 @@ def _stages(loss, window, rollout_method, substeps, adjoint, data) -> list:
                          f"an object; got both")
     stages = list(loss) if isinstance(loss, Sequence) else [loss]
     for i, stage in enumerate(stages):
-        if not isinstance(stage, (DerivativeLoss, RolloutLoss)):
-            raise TypeError(f"`loss` must be 'auto', 'derivative', 'rollout', a DerivativeLoss "
-                            f"or RolloutLoss, or a sequence of them; got "
+        if not isinstance(stage, (DerivativeLoss, RolloutLoss, DensityLoss)):
+            raise TypeError(f"`loss` must be 'auto', 'derivative', 'rollout', a DerivativeLoss, "
+                            f"RolloutLoss or DensityLoss, or a sequence of them; got "
                             f"{type(stage).__name__}" + (f" at position {i}"
                                                          if len(stages) > 1 else ""))
     if not stages:
@@ -423,8 +442,9 @@ def _check_inputs(model, data, stages, epochs, lr, batch_size, val_fraction,
     if not isinstance(model, torch.nn.Module):
         raise TypeError(f"`model` must be a torch.nn.Module vector field; "
                         f"got {type(model).__name__}")
-    if not isinstance(data, Trajectories):
-        raise TypeError(f"`data` must be physnode.data.Trajectories; got {type(data).__name__}")
+    if not isinstance(data, (Trajectories, torch.Tensor)):
+        raise TypeError(f"`data` must be physnode.data.Trajectories (or, for a density model, "
+                        f"a tensor of samples (N, dim)); got {type(data).__name__}")
     if epochs is not None:
         check_int("epochs", epochs, minimum=1)
     if lr is not None:
@@ -441,6 +461,12 @@ def _check_inputs(model, data, stages, epochs, lr, batch_size, val_fraction,
         raise ValueError(f"`schedule` must be None or 'cosine'; got {schedule!r}")
     if resume and checkpoint is None:
         raise ValueError("`resume=True` needs a `checkpoint` path to resume from")
+    density = [isinstance(stage, DensityLoss) for stage in stages]
+    if isinstance(data, torch.Tensor):
+        return _check_samples(model, data, stages, density, val_fraction)
+    if any(density):
+        raise TypeError("DensityLoss trains on samples, a tensor (N, dim); got "
+                        "physnode.data.Trajectories")
     if len(data) == 0:
         raise ValueError("`data` is empty; expected at least one trajectory")
     expected = getattr(model, "observed_dim", getattr(model, "dim", data.dim))
@@ -463,12 +489,33 @@ def _check_inputs(model, data, stages, epochs, lr, batch_size, val_fraction,
     return data.dim
 
 
+def _check_samples(model, data: torch.Tensor, stages, density, val_fraction) -> int:
+    if not all(density):
+        raise TypeError("`data` is a tensor of samples, which only DensityLoss trains on; got "
+                        "a " + next(type(s).__name__ for s, d in zip(stages, density) if not d))
+    if not data.is_floating_point():
+        raise TypeError(f"`data` must have a floating-point dtype; got {data.dtype}")
+    dim = getattr(model, "dim", None)
+    if data.ndim != 2 or (dim is not None and data.shape[1] != dim):
+        raise ValueError(f"`data` must be samples of shape (N, {dim}) for "
+                         f"{type(model).__name__}; got shape {tuple(data.shape)}")
+    minimum = 2 if val_fraction > 0 else 1
+    if len(data) < minimum:
+        raise ValueError(f"`data` has {len(data)} samples; expected at least {minimum}")
+    if not bool(torch.isfinite(data).all()):
+        raise ValueError("`data` has non-finite values; expected finite numbers")
+    for stage in stages:
+        stage.check(model, data, data.shape[1])
+    return data.shape[1]
+
+
 #: With at least this many trajectories, whole trajectories are held out for validation.
 BY_TRAJECTORY = 10
 
 
 def split(data: Trajectories, val_fraction: float, seed: int, shortest: int = 3):
-    """``(train, validation)`` trajectories.
+    """``(train, validation)`` trajectories (for a tensor of samples: ``val_fraction`` of
+    the rows, chosen at random).
 
     With at least ``BY_TRAJECTORY`` trajectories, ``val_fraction`` of them are held out
     whole. With fewer, a held-out run would often lie outside the others' range, and so
@@ -481,9 +528,13 @@ def split(data: Trajectories, val_fraction: float, seed: int, shortest: int = 3)
     effect enters; training pieces shorter than 3 samples are dropped.
     """
     n = len(data)
+    generator = torch.Generator().manual_seed(seed)
+    if isinstance(data, torch.Tensor):          # samples of a density: rows at random
+        order = torch.randperm(n, generator=generator, device="cpu").to(data.device)
+        n_val = min(n - 1, round(val_fraction * n))
+        return data[order[n_val:]], data[order[:n_val]]
     if val_fraction == 0 or n == 0:
         return data, data.with_trajectories([])
-    generator = torch.Generator().manual_seed(seed)
     if n >= BY_TRAJECTORY:
         order = torch.randperm(n, generator=generator, device="cpu").tolist()
         n_val = min(n - 1, round(val_fraction * n))

@@ -15,7 +15,7 @@ from typing import ClassVar
 import torch
 
 from .._solve import resolve_method, solve
-from .._validation import check_int
+from .._validation import check_int, check_real
 from ..data import Trajectories
 from ..integrators import Integrator
 from .derivatives import estimate_derivatives, local_polynomial, local_polynomial_derivative
@@ -312,6 +312,62 @@ class RolloutLoss:
         steps = substeps if substeps is not None else self.steps(model, t)
         return rollout_errors(model, t, y, method=self.integrator(model), substeps=steps,
                               start=start, adjoint=self.adjoint)
+
+
+@dataclass(frozen=True, kw_only=True)
+class DensityLoss:
+    """Maximum likelihood for a density model (:class:`physnode.models.CNF`) on samples
+    ``(N, dim)``: the mean negative log-likelihood in nats, plus the RNODE regularisers
+    (Finlay et al. 2020) ``kinetic · ∫₀ᵀ ‖f‖² dt + jacobian · ∫₀ᵀ ‖∂f/∂z‖²_F dt`` averaged
+    over the batch, in the flow's normalised coordinates. They favour straight, slowly
+    varying flows that an adaptive solver crosses in fewer steps (0.01 for both is the
+    starting point used in ``benchmarks/cnf.py``). The validation loss is the same objective
+    on the held-out samples.
+
+    Attributes
+    ----------
+    kinetic, jacobian : float
+        Weights of the two regularisers (0: the term is not integrated at all).
+    batch_size : int
+        Samples per optimiser step (``fit(batch_size=)`` overrides it); an epoch is one pass
+        over the training samples.
+    lr, max_epochs, patience : as for :class:`DerivativeLoss`.
+    """
+
+    name: ClassVar[str] = "density"
+    epoch_fraction: ClassVar[float] = 1.0
+    kinetic: float = 0.0
+    jacobian: float = 0.0
+    batch_size: int = 512
+    lr: float = 1e-3
+    max_epochs: int = 500
+    patience: int = 10
+
+    def __post_init__(self):
+        check_real("kinetic", self.kinetic, nonnegative=True)
+        check_real("jacobian", self.jacobian, nonnegative=True)
+        check_int("batch_size", self.batch_size, minimum=1)
+
+    @property
+    def regularised(self) -> bool:
+        return self.kinetic > 0 or self.jacobian > 0
+
+    def check(self, model, data, width: int) -> None:
+        if not callable(getattr(model, "flow", None)):
+            raise TypeError(f"DensityLoss trains a density model with a `flow` method "
+                            f"(physnode.models.CNF); got {type(model).__name__}")
+
+    def batches(self, data: torch.Tensor, model_width: int, validation: bool = False):
+        """The samples as a one-element tuple; None without any."""
+        return None if len(data) == 0 else (data,)
+
+    def __call__(self, model, batch) -> torch.Tensor:
+        flow = model.flow(batch[0], regularise=self.regularised)
+        value = -flow.log_prob.mean()
+        if self.regularised:
+            value = value + self.kinetic * flow.kinetic.mean() \
+                + self.jacobian * flow.jacobian.mean()
+        return value
 
 
 LOSSES = {"derivative": DerivativeLoss, "rollout": RolloutLoss}
