@@ -2,7 +2,7 @@
 
 from .derivatives import estimate_derivatives
 from .fit import FitResult, fit
-from .losses import DerivativeLoss, RolloutLoss, derivative_loss, rollout_loss
+from .losses import DerivativeLoss, ELBOLoss, RolloutLoss, derivative_loss, rollout_loss
 
-__all__ = ["fit", "FitResult", "DerivativeLoss", "RolloutLoss", "estimate_derivatives",
+__all__ = ["fit", "FitResult", "DerivativeLoss", "RolloutLoss", "ELBOLoss", "estimate_derivatives",
            "derivative_loss", "rollout_loss"]

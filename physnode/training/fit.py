@@ -23,7 +23,7 @@ from ..models.base import DataScales, parameter_placement
 from ..models.ensemble import Ensemble
 from ..parallel.distributed import DataParallel, rank_device
 from .derivatives import estimate_derivatives
-from .losses import LOSSES, DerivativeLoss, RolloutLoss, positions_only
+from .losses import LOSSES, DerivativeLoss, ELBOLoss, RolloutLoss, positions_only
 
 #: Halvings of the learning rate after which a stage has converged.
 HALVINGS = 5
@@ -154,25 +154,29 @@ def fit(model, data: Trajectories, *, loss="auto", epochs: int | None = None,
     if isinstance(model, Ensemble):
         options = {k: v for k, v in locals().items() if k not in ("model", "data")}
         return model.fit(data, fit, **options)
-    stages = _stages(loss, window, rollout_method, substeps, adjoint, data)
+    stages = _stages(loss, window, rollout_method, substeps, adjoint, data, model)
     width = _check_inputs(model, data, stages, epochs, lr, batch_size, val_fraction,
                           checkpoint_every, resume, checkpoint, patience, schedule,
                           weight_decay)
     train_data, val_data = split(data, val_fraction, seed,
-                                 max(getattr(s, "window", 3) for s in stages))
+                                 max(getattr(s, "window", 3) for s in stages),
+                                 whole=any(getattr(s, "whole_series", False) for s in stages))
     group = _data_parallel(distributed)
     place = parameter_placement(model)
     device = device if device is not None else rank_device(group)
     place = {"device": device if device is not None else place["device"],
              "dtype": dtype if dtype is not None else place["dtype"]}
     model_width = getattr(model, "observed_dim", getattr(model, "dim", width))
-    states, rates = DerivativeLoss().targets(train_data, model_width)
-    if hasattr(model, "record_training_states"):
-        model.record_training_states(torch.cat(states).to(model.state_range))
-    if hasattr(model, "adapt"):
-        model.adapt(DataScales(torch.cat(states), torch.cat(rates),
-                               torch.cat([tr.t for tr in train_data]),
-                               angles=getattr(model, "angles", ())))
+    if hasattr(model, "adapt_data"):      # a model of whole series normalises itself
+        model.adapt_data(train_data)
+    else:
+        states, rates = DerivativeLoss().targets(train_data, model_width)
+        if hasattr(model, "record_training_states"):
+            model.record_training_states(torch.cat(states).to(model.state_range))
+        if hasattr(model, "adapt"):
+            model.adapt(DataScales(torch.cat(states), torch.cat(rates),
+                                   torch.cat([tr.t for tr in train_data]),
+                                   angles=getattr(model, "angles", ())))
     model.to(**place)
     if group is not None:                  # every rank starts from rank 0's weights
         group.check_same("their data or settings", _fingerprint(train_data, val_data, stages,
@@ -227,7 +231,7 @@ def _run_stage(model, stage, train, val, opt, sched, plateau, cap, batch_size, s
     :mod:`physnode.parallel.distributed`)."""
     n_train = train[0].shape[0]
     per_epoch = max(1, math.ceil(stage.epoch_fraction * n_train))
-    size = batch_size or per_epoch
+    size = batch_size or getattr(stage, "batch_size", None) or per_epoch
     # Fixed sub-steps for the whole stage (computed once, from the training windows).
     options = ({"substeps": stage.steps(model, train[0])} if isinstance(stage, RolloutLoss)
                else {})
@@ -355,16 +359,24 @@ def _plateau_step(plateau: dict, loss: float, opt, patience: int) -> bool:
     return False
 
 
-def _stages(loss, window, rollout_method, substeps, adjoint, data) -> list:
+def _stages(loss, window, rollout_method, substeps, adjoint, data, model=None) -> list:
     """The stage objects for ``loss`` (old rollout keywords folded into a RolloutLoss; a named
-    rollout stage's window no longer than the shortest trajectory)."""
+    rollout stage's window no longer than the shortest trajectory; ``"auto"`` is the model's
+    ``default_stages()`` when it has them)."""
     legacy = {k: v for k, v in (("window", window), ("method", rollout_method),
                                 ("substeps", substeps), ("adjoint", adjoint)) if v is not None}
+    own = getattr(model, "default_stages", None)
+    if isinstance(loss, str) and loss in ("auto", "elbo") and (own is not None or
+                                                              loss == "elbo"):
+        if legacy:
+            raise ValueError(f"{', '.join(sorted(legacy))}: rollout options, which "
+                             f"{type(model).__name__} does not take")
+        return own() if loss == "auto" else [ELBOLoss()]
     if isinstance(loss, str):
         if loss not in ("auto", *LOSSES):
-            raise ValueError(f"`loss` must be 'auto', 'derivative', 'rollout', a "
-                             f"DerivativeLoss or RolloutLoss, or a sequence of them; got "
-                             f"{loss!r}")
+            raise ValueError(f"`loss` must be 'auto', 'derivative', 'rollout', 'elbo', a "
+                             f"DerivativeLoss, RolloutLoss or ELBOLoss, or a sequence of them; "
+                             f"got {loss!r}")
         if "window" not in legacy and isinstance(data, Trajectories) and len(data):
             shortest = min(len(tr) for tr in data)
             legacy["window"] = max(2, min(RolloutLoss.window, shortest))
@@ -376,11 +388,16 @@ def _stages(loss, window, rollout_method, substeps, adjoint, data) -> list:
                          f"an object; got both")
     stages = list(loss) if isinstance(loss, Sequence) else [loss]
     for i, stage in enumerate(stages):
-        if not isinstance(stage, (DerivativeLoss, RolloutLoss)):
-            raise TypeError(f"`loss` must be 'auto', 'derivative', 'rollout', a DerivativeLoss "
-                            f"or RolloutLoss, or a sequence of them; got "
-                            f"{type(stage).__name__}" + (f" at position {i}"
-                                                         if len(stages) > 1 else ""))
+        if not isinstance(stage, (DerivativeLoss, RolloutLoss, ELBOLoss)):
+            raise TypeError(f"`loss` must be 'auto', 'derivative', 'rollout', 'elbo', a "
+                            f"DerivativeLoss, RolloutLoss or ELBOLoss, or a sequence of them; "
+                            f"got {type(stage).__name__}" + (f" at position {i}"
+                                                             if len(stages) > 1 else ""))
+        if (own is not None) != isinstance(stage, ELBOLoss):
+            raise ValueError(f"{type(model).__name__} cannot be trained with "
+                             f"{type(stage).__name__}; expected " + (
+                                 f"{type(own()[0]).__name__}" if own is not None else
+                                 "DerivativeLoss or RolloutLoss"))
     if not stages:
         raise ValueError("`loss` is an empty sequence; expected at least one stage")
     return stages
@@ -450,8 +467,16 @@ def _check_inputs(model, data, stages, epochs, lr, batch_size, val_fraction,
         raise ValueError(f"`data` has {data.dim} states ({', '.join(data.state_names)}) but "
                          f"{type(model).__name__} expects {expected} ({', '.join(names)})"
                          f"{positions}")
+    missing = getattr(model, "accepts_missing", False)
     for i, tr in enumerate(data):
+        if missing and (bool(torch.isinf(tr.y).any()) or not bool(torch.isfinite(tr.y).any())):
+            raise ValueError(f"`data[{i}].y` must hold finite numbers, NaN for a missing value, "
+                             f"and at least one observed value; got " + (
+                                 "infinities" if bool(torch.isinf(tr.y).any()) else
+                                 "nothing observed"))
         for name, x in (("t", tr.t), ("y", tr.y), ("dy", tr.dy)):
+            if name == "y" and missing:
+                continue
             if x is not None and not bool(torch.isfinite(x).all()):
                 raise ValueError(f"`data[{i}].{name}` has non-finite values; expected finite "
                                  f"numbers")
@@ -466,7 +491,8 @@ def _check_inputs(model, data, stages, epochs, lr, batch_size, val_fraction,
 BY_TRAJECTORY = 10
 
 
-def split(data: Trajectories, val_fraction: float, seed: int, shortest: int = 3):
+def split(data: Trajectories, val_fraction: float, seed: int, shortest: int = 3,
+          whole: bool = False):
     """``(train, validation)`` trajectories.
 
     With at least ``BY_TRAJECTORY`` trajectories, ``val_fraction`` of them are held out
@@ -477,13 +503,14 @@ def split(data: Trajectories, val_fraction: float, seed: int, shortest: int = 3)
     seeded place in each of ``round(val_fraction · n / shortest)`` equal segments: the same
     regions of state space as the training samples, independent noise, holes no longer than
     a window. Pieces keep derivative estimates made on the whole trajectory, so no edge
-    effect enters; training pieces shorter than 3 samples are dropped.
+    effect enters; training pieces shorter than 3 samples are dropped. ``whole=True`` (models
+    of whole series) always holds out whole trajectories.
     """
     n = len(data)
     if val_fraction == 0 or n == 0:
         return data, data.with_trajectories([])
     generator = torch.Generator().manual_seed(seed)
-    if n >= BY_TRAJECTORY:
+    if n >= BY_TRAJECTORY or whole:
         order = torch.randperm(n, generator=generator, device="cpu").tolist()
         n_val = min(n - 1, round(val_fraction * n))
         return (data.with_trajectories([data[i] for i in sorted(order[n_val:])]),
