@@ -552,7 +552,9 @@ def _save_checkpoint(path, model, optimizer, scheduler, shuffle, state, group=No
         payload = {"model": model.state_dict(),
                    "optimizer": optimizer.state_dict() if optimizer is not None else None,
                    "scheduler": scheduler.state_dict() if scheduler is not None else None,
-                   "shuffle": shuffle.get_state(), "state": state}
+                   "shuffle": shuffle.get_state(), "state": state,
+                   # the global generator too: a loss that samples (ELBOLoss) resumes exactly
+                   "rng": torch.get_rng_state()}
         try:
             with atomic_path(path) as tmp:
                 torch.save(payload, tmp)
@@ -570,4 +572,6 @@ def _load_checkpoint(path, model, shuffle):
     payload = read_torch(path, "physnode checkpoint")
     model.load_state_dict(payload["model"])
     shuffle.set_state(payload["shuffle"])
+    if payload.get("rng") is not None:
+        torch.set_rng_state(payload["rng"])
     return payload

@@ -217,3 +217,29 @@ def test_bad_data_is_pinned():
                progress=False)
     with pytest.raises(ValueError, match=r"^`samples` must be at least 1; got 0$"):
         pn.training.ELBOLoss(samples=0)
+
+
+def test_an_interrupted_fit_resumes_exactly(tmp_path):
+    data = series(12, 6)
+    options = {"epochs": 6, "progress": False, "seed": 1, "checkpoint_every": 1}
+    whole = small(noise=0.2)
+    pn.fit(whole, data, **options)
+    ckpt = tmp_path / "c.pt"
+
+    class Interrupt(Exception):
+        pass
+
+    def crash(*_):
+        if ckpt.is_file() and torch.load(ckpt, weights_only=True)["state"]["epoch"] >= 3:
+            raise Interrupt
+    interrupted = small(noise=0.2)
+    hook = interrupted.decoder.register_forward_pre_hook(crash)
+    with pytest.raises(Interrupt):
+        pn.fit(interrupted, data, checkpoint=ckpt, **options)
+    hook.remove()
+    torch.manual_seed(123)                      # another process: another global generator
+    resumed = small(noise=0.2)
+    result = pn.fit(resumed, data, checkpoint=ckpt, resume=True, **options)
+    assert [h["epoch"] for h in result.history] == list(range(1, 7))
+    for (k, a), (_, b) in zip(whole.state_dict().items(), resumed.state_dict().items()):
+        torch.testing.assert_close(a, b, rtol=0, atol=0, equal_nan=True, msg=k)
