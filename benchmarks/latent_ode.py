@@ -137,6 +137,7 @@ class Forecaster(nn.Module):
 
 
 def train_forecaster(model, t, y, mask, epochs, seed):
+    t, y, mask = t.double(), y.double(), mask.double()
     opt = torch.optim.Adam(model.parameters(), lr=1e-2)
     g = torch.Generator().manual_seed(seed)
     for _ in range(epochs):
@@ -192,8 +193,7 @@ def run(name, make, n, epochs, tasks, seed=0):
         torch.manual_seed(seed)
         forecaster = Forecaster(cell(), 25, obs_dim, loc, y_scale, duration).double()
         start = time.perf_counter()
-        train_forecaster(forecaster, t[tr, :k_train], noisy[tr, :k_train], mask[tr, :k_train],
-                         epochs, seed)
+        train_forecaster(forecaster, *data.padded(), epochs, seed)   # observed times only
         results[label] = {"seconds": time.perf_counter() - start, "epochs": epochs}
         forecasters[label] = forecaster
     for task, (given, target, k_in) in tasks(t, mask).items():
