@@ -24,7 +24,7 @@ values before it. Errors are on values no model saw, against the noise-free sign
 The Latent ODE predicts from the mean of ``q(z0)``; the ODE-RNN and the RNN predict from their
 state evolved (or fed Δt) past the last observation.
 
-    python benchmarks/latent_ode.py [--quick] [--series 300] [--epochs 40]
+    python benchmarks/latent_ode.py [--quick] [--series 300] [--epochs 40] [--json FILE]
 """
 
 from __future__ import annotations
@@ -184,6 +184,7 @@ def run(name, make, n, epochs, tasks, seed=0):
     fit = pn.fit(model, data, epochs=epochs, seed=seed, progress=False)
     results["Latent ODE"] = {"seconds": time.perf_counter() - start,
                              "epochs": len(fit.history)}
+    print(f"{name}: Latent ODE trained in {results['Latent ODE']['seconds']:.0f} s", flush=True)
     values = noisy[tr][mask[tr, :, 0].bool()]                         # (observed, obs_dim)
     loc, y_scale = values.mean(0), values.std(0)
     duration = float(t[0, k_train - 1] - t[0, 0])
@@ -195,6 +196,7 @@ def run(name, make, n, epochs, tasks, seed=0):
         start = time.perf_counter()
         train_forecaster(forecaster, *data.padded(), epochs, seed)   # observed times only
         results[label] = {"seconds": time.perf_counter() - start, "epochs": epochs}
+        print(f"{name}: {label} trained in {results[label]['seconds']:.0f} s", flush=True)
         forecasters[label] = forecaster
     for task, (given, target, k_in) in tasks(t, mask).items():
         tt, yy, gg, tg, cl = t[te], noisy[te], given[te], target[te], clean[te]
@@ -209,7 +211,7 @@ def run(name, make, n, epochs, tasks, seed=0):
     print(f"\n{name}: {n} series ({n_train} for training), {epochs} epochs")
     for label, r in results.items():
         figures = ", ".join(f"{k} {v:.4g}" for k, v in r.items() if k not in ("epochs",))
-        print(f"  {label:<11} {figures}")
+        print(f"  {label:<11} {figures}", flush=True)
     return results
 
 
@@ -242,8 +244,8 @@ def main():
         out["spirals"] = run("spirals (torchdiffeq)", spirals, n, epochs, spiral_tasks)
     if args.json:
         from physnode._atomic import atomic_path
-        with atomic_path(args.json) as tmp:
-            tmp.write_text(json.dumps(out, indent=1))
+        with atomic_path(args.json) as tmp, open(tmp, "w") as handle:
+            json.dump(out, handle, indent=1)
 
 
 if __name__ == "__main__":
