@@ -125,6 +125,28 @@ class Trajectories(Sequence):
         return (f"Trajectories({len(self)} trajectories, {n} samples, "
                 f"states {self.state_names})")
 
+    def padded(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The trajectories as one batch for models of whole series (a
+        :class:`~physnode.models.LatentODE`): ``(t, y, mask)`` of shapes ``(B, K)``,
+        ``(B, K, dim)`` and ``(B, K, dim)`` with ``K`` the longest length. NaN in ``y`` means
+        a missing value: ``mask`` is 1 where ``y`` is observed and 0 where it is missing or
+        padding, and ``y`` is 0 there. A shorter trajectory is padded at its end with its
+        last time repeated (zero-length intervals, nothing observed)."""
+        if not self._items:
+            raise ValueError("`data` is empty; expected at least one trajectory")
+        length = max(len(tr) for tr in self._items)
+        dtype = torch.promote_types(self._items[0].y.dtype, torch.float32)
+        ts, ys, masks = [], [], []
+        for tr in self._items:
+            pad = length - len(tr)
+            ts.append(torch.cat([tr.t.to(dtype), tr.t[-1:].to(dtype).expand(pad)]))
+            y = torch.cat([tr.y.to(dtype), tr.y.new_full((pad, self.dim), float("nan"),
+                                                         dtype=dtype)])
+            observed = torch.isfinite(y)
+            ys.append(torch.where(observed, y, torch.zeros_like(y)))
+            masks.append(observed.to(dtype))
+        return torch.stack(ts), torch.stack(ys), torch.stack(masks)
+
     def save(self, path):
         """Write to ``.csv`` or ``.npz`` (see :func:`physnode.data.save`); returns the path."""
         from .io import save

@@ -5,12 +5,15 @@ from .cnf import CNF, ExactTrace, Hutchinson
 from .damping import ConfigurationDamping, ConstantDamping
 from .ensemble import Ensemble, EnsembleFit
 from .hnn import HNN
+from .latent import LatentODE, LatentPrediction
 from .lnn import LNN
 from .mass import ConfigurationMass, DiagonalMass, UnitMass
 from .neural_ode import NeuralODE, SecondOrderNeuralODE
 
-MODELS = {cls.__name__: cls for cls in (NeuralODE, SecondOrderNeuralODE, HNN, LNN, CNF)}
+MODELS = {cls.__name__: cls for cls in (NeuralODE, SecondOrderNeuralODE, HNN, LNN, CNF,
+                                        LatentODE)}
 
 __all__ = ["PhysicsModel", "NeuralODE", "SecondOrderNeuralODE", "HNN", "LNN", "load", "MODELS",
            "UnitMass", "DiagonalMass", "ConfigurationMass", "ConstantDamping",
-           "ConfigurationDamping", "Ensemble", "EnsembleFit", "CNF", "ExactTrace", "Hutchinson"]
+           "ConfigurationDamping", "Ensemble", "EnsembleFit", "CNF", "ExactTrace", "Hutchinson",
+           "LatentODE", "LatentPrediction"]

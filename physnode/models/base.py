@@ -365,11 +365,17 @@ class PhysicsModel(nn.Module):
 
     def save(self, path) -> Path:
         """Write weights and configuration to ``path`` atomically (temporary file + rename)."""
-        payload = {"class": type(self).__name__, "config": dict(self.config),
-                   "state_dict": self.state_dict()}
-        with atomic_path(path) as tmp:
-            torch.save(payload, tmp)
-        return Path(path)
+        return save_model(self, path)
+
+
+def save_model(model: nn.Module, path) -> Path:
+    """Write ``model``'s class name, ``config`` and weights to ``path`` atomically, for
+    :func:`load`."""
+    payload = {"class": type(model).__name__, "config": dict(model.config),
+               "state_dict": model.state_dict()}
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
+    return Path(path)
 
 
 def load(path) -> PhysicsModel:

@@ -2,7 +2,14 @@
 
 from .derivatives import estimate_derivatives
 from .fit import FitResult, fit
-from .losses import DensityLoss, DerivativeLoss, RolloutLoss, derivative_loss, rollout_loss
+from .losses import (
+    DensityLoss,
+    DerivativeLoss,
+    ELBOLoss,
+    RolloutLoss,
+    derivative_loss,
+    rollout_loss,
+)
 
-__all__ = ["fit", "FitResult", "DerivativeLoss", "RolloutLoss", "DensityLoss",
+__all__ = ["fit", "FitResult", "DerivativeLoss", "RolloutLoss", "ELBOLoss", "DensityLoss",
            "estimate_derivatives", "derivative_loss", "rollout_loss"]

@@ -23,7 +23,7 @@ from ..models.base import DataScales, parameter_placement
 from ..models.ensemble import Ensemble
 from ..parallel.distributed import DataParallel, rank_device
 from .derivatives import estimate_derivatives
-from .losses import LOSSES, DensityLoss, DerivativeLoss, RolloutLoss, positions_only
+from .losses import LOSSES, DensityLoss, DerivativeLoss, ELBOLoss, RolloutLoss, positions_only
 
 #: Halvings of the learning rate after which a stage has converged.
 HALVINGS = 5
@@ -159,23 +159,27 @@ def fit(model, data: Trajectories | torch.Tensor, *, loss="auto", epochs: int | 
     if isinstance(model, Ensemble):
         options = {k: v for k, v in locals().items() if k not in ("model", "data")}
         return model.fit(data, fit, **options)
-    stages = _stages(loss, window, rollout_method, substeps, adjoint, data)
+    stages = _stages(loss, window, rollout_method, substeps, adjoint, data, model)
     width = _check_inputs(model, data, stages, epochs, lr, batch_size, val_fraction,
                           checkpoint_every, resume, checkpoint, patience, schedule,
                           weight_decay)
     train_data, val_data = split(data, val_fraction, seed,
-                                 max(getattr(s, "window", 3) for s in stages))
+                                 max(getattr(s, "window", 3) for s in stages),
+                                 whole=any(getattr(s, "whole_series", False) for s in stages))
     group = _data_parallel(distributed)
     place = parameter_placement(model)
     device = device if device is not None else rank_device(group)
     place = {"device": device if device is not None else place["device"],
              "dtype": dtype if dtype is not None else place["dtype"]}
     model_width = getattr(model, "observed_dim", getattr(model, "dim", width))
-    states, scales = _statistics(model, train_data, model_width)
-    if hasattr(model, "record_training_states"):
-        model.record_training_states(states.to(model.state_range))
-    if hasattr(model, "adapt"):
-        model.adapt(scales)
+    if hasattr(model, "adapt_data"):      # a model of whole series normalises itself
+        model.adapt_data(train_data)
+    else:
+        states, scales = _statistics(model, train_data, model_width)
+        if hasattr(model, "record_training_states"):
+            model.record_training_states(states.to(model.state_range))
+        if hasattr(model, "adapt"):
+            model.adapt(scales)
     model.to(**place)
     if group is not None:                  # every rank starts from rank 0's weights
         group.check_same("their data or settings", _fingerprint(train_data, val_data, stages,
@@ -372,19 +376,26 @@ def _plateau_step(plateau: dict, loss: float, opt, patience: int) -> bool:
     return False
 
 
-def _stages(loss, window, rollout_method, substeps, adjoint, data) -> list:
+def _stages(loss, window, rollout_method, substeps, adjoint, data, model=None) -> list:
     """The stage objects for ``loss`` (old rollout keywords folded into a RolloutLoss; a named
-    rollout stage's window no longer than the shortest trajectory)."""
+    rollout stage's window no longer than the shortest trajectory; ``"auto"`` is the model's
+    ``default_stages()`` when it has them)."""
     legacy = {k: v for k, v in (("window", window), ("method", rollout_method),
                                 ("substeps", substeps), ("adjoint", adjoint)) if v is not None}
-    samples = isinstance(data, torch.Tensor)
-    if isinstance(loss, str) and samples and loss == "auto" and not legacy:
-        return [DensityLoss()]
+    own = getattr(model, "default_stages", None)
+    if isinstance(loss, str) and (loss in ("elbo", "density") or loss == "auto" and (
+            own is not None or isinstance(data, torch.Tensor))):
+        if legacy:
+            raise ValueError(f"{', '.join(sorted(legacy))}: rollout options, which "
+                             f"{type(model).__name__} does not take")
+        if loss != "auto":
+            return [LOSSES[loss]()]
+        # Samples for a model without stages of its own: DensityLoss.check says what is wrong.
+        return own() if own is not None else [DensityLoss()]
     if isinstance(loss, str):
         if loss not in ("auto", *LOSSES):
-            raise ValueError(f"`loss` must be 'auto', 'derivative', 'rollout', a "
-                             f"DerivativeLoss, RolloutLoss or DensityLoss, or a sequence of "
-                             f"them; got {loss!r}")
+            raise ValueError(f"`loss` must be 'auto', {', '.join(map(repr, LOSSES))}, "
+                             f"{_LOSS_TYPES}, or a sequence of them; got {loss!r}")
         if "window" not in legacy and isinstance(data, Trajectories) and len(data):
             shortest = min(len(tr) for tr in data)
             legacy["window"] = max(2, min(RolloutLoss.window, shortest))
@@ -396,14 +407,31 @@ def _stages(loss, window, rollout_method, substeps, adjoint, data) -> list:
                          f"an object; got both")
     stages = list(loss) if isinstance(loss, Sequence) else [loss]
     for i, stage in enumerate(stages):
-        if not isinstance(stage, (DerivativeLoss, RolloutLoss, DensityLoss)):
-            raise TypeError(f"`loss` must be 'auto', 'derivative', 'rollout', a DerivativeLoss, "
-                            f"RolloutLoss or DensityLoss, or a sequence of them; got "
+        if not isinstance(stage, tuple(LOSSES.values())):
+            raise TypeError(f"`loss` must be 'auto', {', '.join(map(repr, LOSSES))}, "
+                            f"{_LOSS_TYPES}, or a sequence of them; got "
                             f"{type(stage).__name__}" + (f" at position {i}"
                                                          if len(stages) > 1 else ""))
+        # A model with stages of its own takes only those; ELBOLoss needs such a model (the
+        # other mismatches of data and loss are named by the checks of the data).
+        if own is not None:
+            expected = tuple(type(s) for s in own())
+        elif isinstance(stage, ELBOLoss):
+            expected = ((DensityLoss,) if isinstance(data, torch.Tensor)
+                        else (DerivativeLoss, RolloutLoss))
+        else:
+            continue
+        if not isinstance(stage, expected):
+            raise ValueError(f"{type(model).__name__} cannot be trained with "
+                             f"{type(stage).__name__}; expected "
+                             f"{' or '.join(t.__name__ for t in expected)}")
     if not stages:
         raise ValueError("`loss` is an empty sequence; expected at least one stage")
     return stages
+
+
+#: The loss objects, for messages.
+_LOSS_TYPES = "a DerivativeLoss, RolloutLoss, ELBOLoss or DensityLoss"
 
 
 def _optimizer(optimizer, model, lr, weight_decay):
@@ -477,8 +505,16 @@ def _check_inputs(model, data, stages, epochs, lr, batch_size, val_fraction,
         raise ValueError(f"`data` has {data.dim} states ({', '.join(data.state_names)}) but "
                          f"{type(model).__name__} expects {expected} ({', '.join(names)})"
                          f"{positions}")
+    missing = getattr(model, "accepts_missing", False)
     for i, tr in enumerate(data):
+        if missing and (bool(torch.isinf(tr.y).any()) or not bool(torch.isfinite(tr.y).any())):
+            raise ValueError(f"`data[{i}].y` must hold finite numbers, NaN for a missing value, "
+                             f"and at least one observed value; got " + (
+                                 "infinities" if bool(torch.isinf(tr.y).any()) else
+                                 "nothing observed"))
         for name, x in (("t", tr.t), ("y", tr.y), ("dy", tr.dy)):
+            if name == "y" and missing:
+                continue
             if x is not None and not bool(torch.isfinite(x).all()):
                 raise ValueError(f"`data[{i}].{name}` has non-finite values; expected finite "
                                  f"numbers")
@@ -513,7 +549,8 @@ def _check_samples(model, data: torch.Tensor, stages, density, val_fraction) -> 
 BY_TRAJECTORY = 10
 
 
-def split(data: Trajectories, val_fraction: float, seed: int, shortest: int = 3):
+def split(data: Trajectories, val_fraction: float, seed: int, shortest: int = 3,
+          whole: bool = False):
     """``(train, validation)`` trajectories (for a tensor of samples: ``val_fraction`` of
     the rows, chosen at random).
 
@@ -525,7 +562,8 @@ def split(data: Trajectories, val_fraction: float, seed: int, shortest: int = 3)
     seeded place in each of ``round(val_fraction · n / shortest)`` equal segments: the same
     regions of state space as the training samples, independent noise, holes no longer than
     a window. Pieces keep derivative estimates made on the whole trajectory, so no edge
-    effect enters; training pieces shorter than 3 samples are dropped.
+    effect enters; training pieces shorter than 3 samples are dropped. ``whole=True`` (models
+    of whole series) always holds out whole trajectories.
     """
     n = len(data)
     generator = torch.Generator().manual_seed(seed)
@@ -535,14 +573,14 @@ def split(data: Trajectories, val_fraction: float, seed: int, shortest: int = 3)
         return data[order[n_val:]], data[order[:n_val]]
     if val_fraction == 0 or n == 0:
         return data, data.with_trajectories([])
-    if n >= BY_TRAJECTORY:
+    if n >= BY_TRAJECTORY or whole:
         order = torch.randperm(n, generator=generator, device="cpu").tolist()
         n_val = min(n - 1, round(val_fraction * n))
         return (data.with_trajectories([data[i] for i in sorted(order[n_val:])]),
                 data.with_trajectories([data[i] for i in sorted(order[:n_val])]))
-    whole = data if data.has_derivatives else with_derivatives(data)
+    full = data if data.has_derivatives else with_derivatives(data)
     train, val = [], []
-    for tr in whole:
+    for tr in full:
         length = len(tr)
         blocks = min(round(val_fraction * length / shortest), length // (shortest + 1))
         edges = [round(i * length / blocks) for i in range(blocks + 1)] if blocks else []
@@ -577,7 +615,9 @@ def _save_checkpoint(path, model, optimizer, scheduler, shuffle, state, group=No
         payload = {"model": model.state_dict(),
                    "optimizer": optimizer.state_dict() if optimizer is not None else None,
                    "scheduler": scheduler.state_dict() if scheduler is not None else None,
-                   "shuffle": shuffle.get_state(), "state": state}
+                   "shuffle": shuffle.get_state(), "state": state,
+                   # the global generator too: a loss that samples (ELBOLoss) resumes exactly
+                   "rng": torch.get_rng_state()}
         try:
             with atomic_path(path) as tmp:
                 torch.save(payload, tmp)
@@ -595,4 +635,6 @@ def _load_checkpoint(path, model, shuffle):
     payload = read_torch(path, "physnode checkpoint")
     model.load_state_dict(payload["model"])
     shuffle.set_state(payload["shuffle"])
+    if payload.get("rng") is not None:
+        torch.set_rng_state(payload["rng"])
     return payload

@@ -370,4 +370,57 @@ class DensityLoss:
         return value
 
 
-LOSSES = {"derivative": DerivativeLoss, "rollout": RolloutLoss}
+
+@dataclass(frozen=True, kw_only=True)
+class ELBOLoss:
+    """The negative evidence lower bound of a model of whole series (a
+    :class:`~physnode.models.LatentODE`), per observed value:
+    ``−Σ_series (E_q[log p(x | z0)] − KL(q(z0 | x) ‖ p(z0))) / Σ_series (observed values)``,
+    with the expectation over ``samples`` reparametrised draws of ``z0``. Series are whole
+    (no windows); missing values (NaN) and padding are masked out. Validation (the model in
+    ``eval`` mode) draws with a fixed seed, so that its loss does not jitter from one epoch to
+    the next.
+
+    Attributes
+    ----------
+    samples : int
+        Draws of ``z0`` per series and step.
+    batch_size : int or None
+        Series per optimiser step when :func:`physnode.fit` is not given one (None: all).
+    lr, max_epochs, patience : as for :class:`DerivativeLoss`.
+    """
+
+    name: ClassVar[str] = "elbo"
+    epoch_fraction: ClassVar[float] = 1.0
+    #: Validation holds out whole series, however few.
+    whole_series: ClassVar[bool] = True
+    samples: int = 1
+    batch_size: int | None = 50
+    lr: float = 1e-2
+    max_epochs: int = 300
+    patience: int = 20
+
+    def __post_init__(self):
+        check_int("samples", self.samples, minimum=1)
+        if self.batch_size is not None:
+            check_int("batch_size", self.batch_size, minimum=1)
+
+    def check(self, model, data: Trajectories, width: int) -> None:
+        if not callable(getattr(model, "elbo_terms", None)):
+            raise TypeError(f"ELBOLoss trains a model of whole series with an `elbo_terms` "
+                            f"method (a LatentODE); got {type(model).__name__}")
+
+    def batches(self, data: Trajectories, model_width: int, validation: bool = False):
+        """The series as padded tensors ``(t, y, mask)`` (see
+        :meth:`physnode.data.Trajectories.padded`); None without data."""
+        return data.padded() if len(data) else None
+
+    def __call__(self, model, batch) -> torch.Tensor:
+        generator = None if model.training else torch.Generator().manual_seed(0)
+        log_likelihood, kl, count = model.elbo_terms(batch, self.samples, generator)
+        return -(log_likelihood - kl).sum() / count.sum()
+
+
+
+LOSSES = {"derivative": DerivativeLoss, "rollout": RolloutLoss, "elbo": ELBOLoss,
+          "density": DensityLoss}

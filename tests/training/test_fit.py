@@ -253,8 +253,8 @@ GOOD = pn.data.simulate(pn.systems.MassSpring(), n_trajectories=3, n_points=6, s
                           ("q", "p")), {},
      r"^`data\[0\].y` has non-finite values; expected finite numbers$"),
     (pn.models.HNN(dof=1, hidden=4), GOOD, {"loss": "energy"},
-     r"^`loss` must be 'auto', 'derivative', 'rollout', a DerivativeLoss, RolloutLoss or "
-     r"DensityLoss, or a sequence of them; got 'energy'$"),
+     r"^`loss` must be 'auto', 'derivative', 'rollout', 'elbo', 'density', a DerivativeLoss, "
+     r"RolloutLoss, ELBOLoss or DensityLoss, or a sequence of them; got 'energy'$"),
     (pn.models.HNN(dof=1, hidden=4), GOOD, {"loss": []},
      r"^`loss` is an empty sequence; expected at least one stage$"),
     (pn.models.HNN(dof=1, hidden=4), GOOD,
@@ -286,9 +286,10 @@ def test_bad_fit_input_is_refused_before_training(model, data, kwargs, message):
 
 
 def test_bad_fit_types_are_pinned():
-    with pytest.raises(TypeError, match=r"^`loss` must be 'auto', 'derivative', 'rollout', a "
-                                        r"DerivativeLoss, RolloutLoss or DensityLoss, or a "
-                                        r"sequence of them; got int at position 1$"):
+    with pytest.raises(TypeError, match=r"^`loss` must be 'auto', 'derivative', 'rollout', "
+                                        r"'elbo', 'density', a DerivativeLoss, RolloutLoss, "
+                                        r"ELBOLoss or DensityLoss, or a sequence of them; got "
+                                        r"int at position 1$"):
         pn.fit(pn.models.HNN(dof=1, hidden=4), GOOD, loss=[pn.training.DerivativeLoss(), 3])
     with pytest.raises(TypeError, match=r"^`optimizer` must return a torch.optim.Optimizer; "
                                         r"got NoneType$"):
