@@ -138,7 +138,7 @@ class _Scorer:
         """``(support, error)`` of every support of 1 to ``EXHAUSTIVE_TERMS`` terms, for each
         size with at most ``EXHAUSTIVE_LIMIT`` supports."""
         k = self.gram.shape[0]
-        for m in range(1, EXHAUSTIVE_TERMS + 1):
+        for m in range(1, min(EXHAUSTIVE_TERMS, k) + 1):
             if math.comb(k, m) > EXHAUSTIVE_LIMIT:
                 break
             supports = np.array(list(itertools.combinations(range(k), m)))

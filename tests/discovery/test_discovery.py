@@ -478,3 +478,12 @@ def test_the_energy_of_an_hnn_in_velocity_coordinates_is_in_its_own_coordinates(
     found = pn.discovery.hamiltonian(hnn, box={"q": (-1, 1), "qdot": (-2, 2)})
     q, qdot = sympy.symbols("q qdot", real=True)
     assert coefficients(found) == pytest.approx({qdot ** 2: 1.0, sympy.cos(q): -9.81})
+
+
+def test_a_library_smaller_than_the_exhaustive_search_is_searched_whole():
+    """A linear library of 3 terms (fewer than the supports searched exhaustively): the exact
+    law, not an IndexError from the empty supports of 4 terms."""
+    data = pn.data.simulate(pn.systems.MassSpring(k=2.0), n_trajectories=4, n_points=100,
+                            derivatives=True, seed=0)
+    found = pn.discover(data, library="poly", degree=1)
+    assert found.compare(pn.systems.MassSpring(k=2.0))["exact_support"]
