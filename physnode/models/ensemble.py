@@ -88,13 +88,16 @@ class Ensemble(nn.Module):
         return torch.stack([member(t, y) for member in self.members]).mean(0)
 
     def training_data(self, data, i: int):
-        """Member ``i``'s trajectories: ``data`` itself, or with ``bootstrap`` a resample of
-        its trajectories with replacement (seeded by ``seed + i``)."""
+        """Member ``i``'s data: ``data`` itself, or with ``bootstrap`` a resample with
+        replacement (seeded by ``seed + i``) of its trajectories, or of its rows for samples
+        of a density ``(N, dim)``."""
         if not self.bootstrap:
             return data
         generator = torch.Generator().manual_seed(self.seed + i)
-        picks = torch.randint(len(data), (len(data),), generator=generator).tolist()
-        return data.with_trajectories([data[j] for j in picks])
+        picks = torch.randint(len(data), (len(data),), generator=generator)
+        if isinstance(data, torch.Tensor):
+            return data[picks.to(data.device)]
+        return data.with_trajectories([data[j] for j in picks.tolist()])
 
     def fit(self, data, fit, *, seed: int = 0, checkpoint=None, **options) -> EnsembleFit:
         """Train every member with ``fit`` (:func:`physnode.fit`) as ``fit(member,

@@ -49,6 +49,10 @@ def test_bootstrap_resamples_trajectories_per_member(spring_data):
     assert picks == [[originals.index(tr.y[0].tolist()) for tr in
                       boot.training_data(spring_data, i)] for i in range(3)]   # seeded
     assert len({tuple(p) for p in picks}) > 1
+    samples = torch.arange(20.0).reshape(10, 2)             # a density's samples: rows
+    rows = boot.training_data(samples, 2)
+    assert rows.shape == samples.shape and set(rows[:, 0].tolist()) < set(samples[:, 0].tolist())
+    assert torch.equal(rows, boot.training_data(samples, 2))
 
 
 def _pendulum_member():
