@@ -147,12 +147,10 @@ def implicit_function_correction(field: Field, t, y, h, A, c, Z) -> torch.Tensor
     """``Z* − M⁻¹ G(Z*, y, θ)`` with ``M`` the exact, constant ``∂G/∂Z``: equal to ``Z*`` to the
     Newton tolerance, with the implicit-function-theorem derivative in ``y`` and in the
     parameters of ``f``."""
-    B, s, n = Z.shape
     Z = Z.detach()
     M = newton_matrix(A, h, exact_stage_jacobians(field, t, y.detach(), h, c, Z))
     G, _ = stage_residual(field, t, y, h, A, c, Z)
-    LU, pivots = torch.linalg.lu_factor(M)
-    return Z - torch.linalg.lu_solve(LU, pivots, G.reshape(B, s * n, 1)).reshape(B, s, n)
+    return Z - dense_solver(DenseLU.factor(M))(G)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -195,12 +193,12 @@ class ImplicitRungeKutta(FixedStepIntegrator):
         eps = torch.finfo(real).eps
         with torch.no_grad():
             J = field.jacobian(t_b, y)
-            LU, pivots = torch.linalg.lu_factor(newton_matrix(A, h_b, J))
+            lu = DenseLU.factor(newton_matrix(A, h_b, J))
             field.nlu += field.counting
             scale = 1 + y.abs()
             tol = self.newton.tol or 10 * eps
             Z, converged, _, _, _ = newton_solve(field, t_b, y, h_b, A, c,
-                                                 dense_solver(LU, pivots), scale, tol,
+                                                 dense_solver(lu), scale, tol,
                                                  self.newton.max_iter, floor=tol)
         if field.needs_grad:
             Z = implicit_function_correction(field, t_b, y, h_b, A, c, Z)

@@ -130,12 +130,12 @@ class Newton:
             check_real("tol", self.tol, positive=True)
 
 
-def dense_solver(LU: torch.Tensor, pivots: torch.Tensor):
+def dense_solver(lu):
     """The Newton step ``(I − h (A ⊗ J))⁻¹ G`` from the LU factors of the whole
-    ``(s·n) × (s·n)`` matrix: a function of ``G (B, s, n)``."""
+    ``(s·n) × (s·n)`` matrix (a :class:`~physnode.integrators.linalg.DenseLU`): a function of
+    ``G (B, s, n)``."""
     def solve(G):
-        B, s, n = G.shape
-        return torch.linalg.lu_solve(LU, pivots, G.reshape(B, s * n, 1)).reshape(B, s, n)
+        return lu.solve(G.reshape(G.shape[0], -1)).reshape(G.shape)
     return solve
 
 

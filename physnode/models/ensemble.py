@@ -103,12 +103,10 @@ class Ensemble(nn.Module):
         """Train every member with ``fit`` (:func:`physnode.fit`) as ``fit(member,
         self.training_data(data, i), seed=seed + i, **options)``; a ``checkpoint`` path
         ``run.pt`` becomes ``run.member<i>.pt`` per member."""
-        results = []
+        results, checkpoint = [], None if checkpoint is None else Path(checkpoint)
         for i, member in enumerate(self.members):
-            path = None
-            if checkpoint is not None:
-                checkpoint = Path(checkpoint)
-                path = checkpoint.with_name(f"{checkpoint.stem}.member{i}{checkpoint.suffix}")
+            path = None if checkpoint is None else checkpoint.with_name(
+                f"{checkpoint.stem}.member{i}{checkpoint.suffix}")
             results.append(fit(member, self.training_data(data, i), seed=seed + i,
                                checkpoint=path, **options))
         return EnsembleFit(model=self, members=results)
