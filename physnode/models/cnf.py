@@ -237,14 +237,8 @@ class CNF(PhysicsModel):
         x = self._check("x", x)
         batch = x.shape[:-1]
         u = ((x - self.y_loc) / self.y_scale).reshape(-1, self.dim)
-        start = torch.cat([u, u.new_zeros(len(u), 3 if regularise else 1)], -1)
-        field = AugmentedField(self.net, self.dim, regularise)
-        options = {}
-        if isinstance(self.trace, Hutchinson):
-            options["args"] = self.trace.draw(u.shape, u, generator)
         times = torch.tensor([0.0, self.t_end], dtype=u.dtype, device=u.device)
-        solution = solve(field, start, times, method=self.method, rtol=self.rtol,
-                         atol=self.atol, adjoint=self.adjoint, **options)
+        solution = self._solve_augmented(u, times, regularise, generator, self.adjoint)
         end = solution.ys[-1]
         z = end[:, :self.dim]
         log_prob = (standard_normal_log_prob(z) + end[:, self.dim]
@@ -256,6 +250,16 @@ class CNF(PhysicsModel):
         return Flow(z.reshape(*batch, self.dim), shaped(log_prob),
                     shaped(end[:, self.dim + 1]) if regularise else None,
                     shaped(end[:, self.dim + 2]) if regularise else None, shaped(nfev))
+
+    def _solve_augmented(self, z, times, regularise, generator, adjoint=False):
+        """One solve of ``(z, ∫ tr J[, the RNODE integrals])`` over ``times`` from normalised
+        states ``z (B, dim)``, with Hutchinson's probes (if any) passed per sample."""
+        start = torch.cat([z, z.new_zeros(len(z), 3 if regularise else 1)], -1)
+        extra = ({"args": self.trace.draw(z.shape, z, generator)}
+                 if isinstance(self.trace, Hutchinson) else {})
+        return solve(AugmentedField(self.net, self.dim, regularise), start, times,
+                     method=self.method, rtol=self.rtol, atol=self.atol, adjoint=adjoint,
+                     **extra)
 
     def log_prob(self, x: torch.Tensor) -> torch.Tensor:
         """``log p(x)`` in nats, in the user's units, shape ``(*batch,)`` for ``x`` of shape
@@ -276,11 +280,7 @@ class CNF(PhysicsModel):
         if not with_log_prob:
             u = solve(PlainField(self.net), z, times, **options).ys[-1]
             return u * self.y_scale + self.y_loc
-        start = torch.cat([z, z.new_zeros(n, 1)], -1)
-        extra = ({"args": self.trace.draw(z.shape, z, generator)}
-                 if isinstance(self.trace, Hutchinson) else {})
-        end = solve(AugmentedField(self.net, self.dim, False), start, times, **options,
-                    **extra).ys[-1]
+        end = self._solve_augmented(z, times, False, generator).ys[-1]
         # The integral from T to 0 is minus the one from 0 to T.
         log_prob = standard_normal_log_prob(z) - end[:, self.dim] - self.y_scale.log().sum()
         return end[:, :self.dim] * self.y_scale + self.y_loc, log_prob

@@ -37,15 +37,15 @@ def advance(field, y: torch.Tensor, dt: torch.Tensor, method, substeps: int) -> 
     field(t, y)``, in ``substeps`` steps of ``method``.
 
     Each row integrates ``dy/ds = Δt_i · field(s, y)`` over ``s ∈ [0, 1]`` (a change of time
-    variable, exact), with ``Δt_i`` passed per sample through :func:`physnode.solve`'s
-    ``args``: series with different time grids then advance together as one batch, each on
+    variable, exact; :class:`~physnode.training.losses.IntervalField`): series with
+    different time grids then advance together as one batch, each on
     its own interval, and give the same numbers as one at a time (a union grid would make
     every series stop at every other series' times). ``Δt = 0`` leaves a row unchanged and
     a negative ``Δt`` integrates backwards.
     """
+    from ..training.losses import IntervalField  # (training imports the models)
     unit = torch.tensor([0.0, 1.0], dtype=y.dtype, device=y.device)
-    return solve(lambda s, x, h: h * field(s, x), y, unit, method=method, dt=1.0 / substeps,
-                 args=dt.reshape(-1, 1)).ys[-1]
+    return solve(IntervalField(field, dt), y, unit, method=method, dt=1.0 / substeps).ys[-1]
 
 
 class Autonomous(nn.Module):
@@ -215,7 +215,7 @@ class LatentODE(nn.Module):
                        "encoder_dim": encoder_dim, "hidden": hidden,
                        "decoder_layers": decoder_layers, "noise": noise, "method": method,
                        "substeps": substeps}
-        self.obs_dim, self.observed_dim, self.latent_dim = obs_dim, obs_dim, latent_dim
+        self.observed_dim, self.latent_dim = obs_dim, latent_dim
         self.method, self.substeps, self.noise = method, substeps, noise
         self.encoder = ODERNN(obs_dim, encoder_dim, hidden, method, substeps)
         self.posterior = mlp(encoder_dim, 2 * latent_dim, hidden, 1, "tanh")
@@ -273,8 +273,8 @@ class LatentODE(nn.Module):
         if not isinstance(data, Trajectories):
             raise TypeError(f"`data` must be physnode.data.Trajectories or a Trajectory; got "
                             f"{type(data).__name__}")
-        if data.dim != self.obs_dim:
-            raise ValueError(f"`data` must have {self.obs_dim} observed coordinates; got "
+        if data.dim != self.observed_dim:
+            raise ValueError(f"`data` must have {self.observed_dim} observed coordinates; got "
                              f"{data.dim}")
         like = self.x_loc
         return tuple(x.to(like.device, like.dtype) for x in data.padded())
@@ -303,7 +303,7 @@ class LatentODE(nn.Module):
                         self.substeps)
             states.append(z)
         out = self.decoder(torch.stack(states, 1)) * self.x_scale + self.x_loc
-        return out.reshape(*lead, *t.shape, self.obs_dim)
+        return out.reshape(*lead, *t.shape, self.observed_dim)
 
     @staticmethod
     def kl(mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
