@@ -100,7 +100,7 @@ class Solution:
             raise ValueError("`t` must be finite; got " + str(flat.tolist()))
         sign = dense.direction
         t0, t1 = float(self.t[0]), float(self.t[-1])
-        outside = (sign * (flat - dense.t0) < 0) | (sign * (flat - t1) > 0)
+        outside = (sign * (flat - self.t[0]) < 0) | (sign * (flat - t1) > 0)
         if bool(outside.any()):
             raise ValueError(f"`t` must lie within the solved interval [{min(t0, t1):.6g}, "
                              f"{max(t0, t1):.6g}]; got t={float(flat[outside][0]):.6g}")

@@ -78,20 +78,21 @@ class DenseOutput:
         self.y, self.coefficients = y[order], coefficients[order]
         self.counts = torch.bincount(self.ids, minlength=self.batch)
         self.offsets = torch.cumsum(self.counts, 0) - self.counts
-        self.t0, self.t_end = t0, t_end
+        self.t_end = t_end
+        # Each sample's step starts in a row (padded with +inf), for searchsorted.
+        position = torch.arange(self.ids.shape[0], device=self.ids.device) \
+            - self.offsets[self.ids]
+        self._starts = torch.full((self.batch, int(self.counts.max())), torch.inf,
+                                  dtype=self.t.dtype, device=self.t.device)
+        self._starts[self.ids, position] = self.direction * self.t
         del self._parts
         return self
 
     def __call__(self, t: torch.Tensor) -> torch.Tensor:
         """States ``(B, Q, n)`` at the times ``t (Q,)``, inside every sample's range (checked
         by the caller)."""
-        B = self.batch
-        length = int(self.counts.max())
-        position = torch.arange(self.ids.shape[0], device=t.device) - self.offsets[self.ids]
-        starts = torch.full((B, length), torch.inf, dtype=t.dtype, device=t.device)
-        starts[self.ids, position] = self.direction * self.t
-        queries = (self.direction * t).expand(B, -1).contiguous()
-        index = torch.searchsorted(starts, queries, right=True) - 1
+        queries = (self.direction * t).expand(self.batch, -1).contiguous()
+        index = torch.searchsorted(self._starts, queries, right=True) - 1
         index = torch.minimum(index.clamp_min(0), (self.counts - 1).unsqueeze(-1))
         index = index + self.offsets.unsqueeze(-1)                          # (B, Q)
         theta = (t - self.t[index]) / self.h[index]

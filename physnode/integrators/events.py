@@ -177,6 +177,7 @@ class EventWatcher:
     def __init__(self, events, args, t0, y0, t_final, direction: float):
         self.events, self.direction = events, direction
         self.fns = [RowTime(event.fn, args) for event in events]
+        self._ids = self._fns = None            # the rows last taken, and their functions
         B = y0.shape[0]
         with torch.no_grad():
             self.g = torch.stack([self._value(i, self.fns[i], t0.expand(B), y0)
@@ -203,7 +204,9 @@ class EventWatcher:
         running samples ``ids``; ``field`` is theirs, ``interpolant()`` the steps'
         coefficients. Records them and returns ``None`` or, for the samples a terminal event
         stops, ``(stopped (R,), t_stop (R,), y_stop (R, n))``."""
-        fns = [fn.take(ids) for fn in self.fns]
+        if ids is not self._ids:       # the running set changed: the functions of its rows
+            self._ids, self._fns = ids, [fn.take(ids) for fn in self.fns]
+        fns = self._fns
         g_old = self.g[:, ids]
         with torch.no_grad():           # rejected rows are evaluated too, and then ignored
             g_new = torch.stack([self._value(i, fn, t_new, y_new.detach())

@@ -312,15 +312,16 @@ def integrate_adaptive(method: AdaptiveIntegrator, field: Field, y0, t_out, f0,
             accepted = result.accepted
             t_new = torch.where(lands, target, t + h_try)
             stop = None
-            if watcher is not None or dense is not None:
+            if (watcher is not None or dense is not None) and bool(accepted.any()):
                 interpolant = functools.cache(functools.partial(
                     method.interpolant, y, h_try.unsqueeze(-1), result))
-                if dense is not None and bool(accepted.any()):
+                h_new = t_new - t          # exactly the step [t, t_new], not h_try
+                if dense is not None:
                     a = accepted.nonzero().reshape(-1)
-                    dense.add(ids[a], t[a], (t_new - t)[a], y[a], interpolant()[a])
+                    dense.add(ids[a], t[a], h_new[a], y[a], interpolant()[a])
                 if watcher is not None:
-                    stop = watcher.step(rows, ids, t, y, t_new - t, t_new, result.y,
-                                        accepted, interpolant)
+                    stop = watcher.step(rows, ids, t, y, h_new, t_new, result.y, accepted,
+                                        interpolant)
             t = torch.where(accepted, t_new, t)
             y = torch.where(accepted.unsqueeze(-1), result.y, y)
             h = controller.next_step(h, h_try, result.factor, accepted=accepted, lands=lands,
