@@ -4,6 +4,7 @@ its dissipation and equations of motion."""
 from __future__ import annotations
 
 import json
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -116,6 +117,9 @@ def lagrangian(model, library=None, *, data: Trajectories | None = None,
     the rest refitted), and for a damping that depends on the configuration
     (:class:`~physnode.models.ConfigurationDamping`) so are, sparsely, the terms
     ``q̇ᵢ q̇ⱼ g(q)`` for the library's functions ``g`` of the positions; otherwise ``R = 0``.
+    Those extra terms are sparse but not constrained to a positive semi-definite
+    ``D(q) = ∂²R/∂q̇²``: the recovered ``D`` is checked at the sampled configurations and a
+    warning says where it is not (see :meth:`Lagrangian.damping_matrix`).
 
     Parameters
     ----------
@@ -196,7 +200,31 @@ def lagrangian(model, library=None, *, data: Trajectories | None = None,
     coefficients = np.zeros(len(terms))
     coefficients[k0], coefficients[others] = 0.5, xi[:len(others)]
     rayleigh = assemble(forced + extra, np.concatenate([zeta, xi[len(others):]]))
-    return Lagrangian(assemble(terms, coefficients), rayleigh, positions, velocities, error)
+    found = Lagrangian(assemble(terms, coefficients), rayleigh, positions, velocities, error)
+    if extra:
+        _check_definite(found, y[:, :dof])
+    return found
+
+
+def _check_definite(found, q: np.ndarray) -> None:
+    """Warn when a recovered configuration-dependent ``D(q) = ∂²R/∂q̇²`` has a negative
+    eigenvalue at some of the sampled configurations ``q`` (rows): the model's friction is
+    positive semi-definite by construction, but a sparse regression of ``R`` is not
+    constrained to be, and such an ``R`` feeds energy in where ``D`` is indefinite."""
+    matrix = sympy.lambdify(found.positions, found.damping_matrix(), "numpy")
+    dof = len(found.positions)
+    values = np.stack([np.broadcast_to(np.asarray(matrix(*row), float), (dof, dof))
+                       for row in q])
+    eigenvalues = np.linalg.eigvalsh(values)
+    top = float(np.abs(eigenvalues).max())
+    negative = eigenvalues[:, 0] < -1e-9 * top
+    if negative.any():
+        warnings.warn(f"the recovered Rayleigh function R = {round_floats(found.dissipation, 4)}"
+                      f" is not positive semi-definite at {int(negative.sum())} of {len(q)} "
+                      f"sampled configurations (smallest eigenvalue of ∂²R/∂q̇² there "
+                      f"{eigenvalues[:, 0].min():.3g}, largest anywhere {top:.3g}): its "
+                      f"friction would feed energy in there, so do not trust its equations "
+                      f"of motion in that region", stacklevel=3)
 
 
 def _rayleigh_terms(library, velocities) -> list:
@@ -338,6 +366,13 @@ class Lagrangian:
                    tree_to_expression(payload["dissipation"], names),
                    tuple(names[n] for n in payload["positions"]),
                    tuple(names[n] for n in payload["velocities"]), payload["held_out_error"])
+
+    def damping_matrix(self) -> sympy.Matrix:
+        """``D(q) = ∂²R/∂q̇²``, the friction matrix of the Rayleigh function (the force is
+        ``−D(q) q̇``; a zero matrix when conservative). It should be positive semi-definite
+        at every configuration; :func:`lagrangian` warns when the recovered one is not at the
+        sampled configurations."""
+        return sympy.hessian(self.dissipation, self.velocities)
 
     def equations(self) -> Equations:
         """The equations of motion ``q̈ = M(q)⁻¹ (∂L/∂q − (∂²L/∂q̇∂q) q̇ − ∂R/∂q̇)`` by

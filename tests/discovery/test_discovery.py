@@ -2,6 +2,7 @@
 
 import json
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -487,3 +488,39 @@ def test_a_library_smaller_than_the_exhaustive_search_is_searched_whole():
                             derivatives=True, seed=0)
     found = pn.discover(data, library="poly", degree=1)
     assert found.compare(pn.systems.MassSpring(k=2.0))["exact_support"]
+
+
+class PendulumWithEnergySource(PendulumWithAngleFriction):
+    """The angle-dependent friction ``0.4 (1 + 1.5 cos q) q̇``: negative, an energy source,
+    where ``cos q < −2/3``."""
+
+    def __call__(self, t, y):
+        q, qdot = y[..., :1], y[..., 1:]
+        force = -0.4 * (1 + 1.5 * torch.cos(q)) * qdot
+        return torch.cat([qdot, euler_lagrange_acceleration(self.lagrangian, y, 1,
+                                                           extra_force=force)], -1)
+
+
+def test_an_indefinite_configuration_dependent_rayleigh_function_is_reported():
+    q, qdot = sympy.symbols("q qdot", real=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")           # a friction D(q) ≥ 0 everywhere: no warning
+        found = pn.discovery.lagrangian(PendulumWithAngleFriction(),
+                                        box={"q": (-3.0, 3.0), "qdot": (-2.0, 2.0)})
+    damping = found.damping_matrix()                 # D(q) = 0.4 (1 + ½ cos q)
+    assert damping.shape == (1, 1)
+    assert [float(damping[0, 0].subs(q, x)) for x in (0.0, math.pi / 2, math.pi)] == \
+        pytest.approx([0.6, 0.4, 0.2])
+    # D(q) = 0.4 (1 + 1.5 cos q) < 0 for |q| > 2.30: about 23% of q uniform on (−3, 3).
+    with pytest.warns(UserWarning, match=r"^the recovered Rayleigh function R = "
+                      r"0\.3\*qdot\*\*2\*cos\(q\) \+ 0\.2\*qdot\*\*2 is not positive "
+                      r"semi-definite at (\d+) of 4000 sampled configurations \(smallest "
+                      r"eigenvalue of ∂²R/∂q̇² there -0\.194, largest anywhere 1\): its friction "
+                      r"would feed energy in there, so do not trust its equations of motion in "
+                      r"that region$") as caught:
+        found = pn.discovery.lagrangian(PendulumWithEnergySource(),
+                                        box={"q": (-3.0, 3.0), "qdot": (-2.0, 2.0)})
+    count = int(str(caught[0].message).split(" at ")[1].split(" of ")[0])
+    assert 0.2 < count / 4000 < 0.27
+    assert coefficients(found.dissipation) == pytest.approx(
+        {qdot ** 2: 0.2, qdot ** 2 * sympy.cos(q): 0.3})
