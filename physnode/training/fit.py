@@ -260,15 +260,17 @@ def _run_stage(model, stage, train, val, opt, sched, plateau, cap, batch_size, s
         model.train()
         order = torch.randperm(n_train, generator=shuffle, device="cpu")[:per_epoch]
         total = 0.0
+        scheduled = getattr(stage, "epoch_options", None)     # e.g. an annealed KL weight
+        train_options = {**options, **scheduled(stage_epoch)} if scheduled else options
         for start in range(0, per_epoch, size):
             idx = order[start:start + size].to(train[0].device)
             opt.zero_grad()
             if group is None:
-                value = _loss(stage, model, train, idx, options, group)
+                value = _loss(stage, model, train, idx, train_options, group)
                 reported = value.detach()
             else:
                 value, reported = group.sum_or_raise(
-                    lambda idx=idx: _loss(stage, model, train, idx, options, group))
+                    lambda idx=idx, o=train_options: _loss(stage, model, train, idx, o, group))
             if not torch.isfinite(reported):
                 model.load_state_dict(last_good)
                 raise TrainingError(

@@ -387,6 +387,12 @@ class ELBOLoss:
         Draws of ``z0`` per series and step.
     batch_size : int or None
         Series per optimiser step when :func:`physnode.fit` is not given one (None: all).
+    kl_warmup : int
+        KL annealing (Bowman et al. 2016; the Latent ODE's released training anneals its KL
+        weight too): the KL term of the training loss is weighted by ``min(1, e / kl_warmup)``
+        in the stage's epoch ``e = 1, 2, …``, so that the encoder first learns to carry
+        information before the prior pulls ``q(z0)`` towards it. The validation loss is
+        always the full ELBO. 0 (the default): no annealing.
     lr, max_epochs, patience : as for :class:`DerivativeLoss`.
     """
 
@@ -396,14 +402,23 @@ class ELBOLoss:
     whole_series: ClassVar[bool] = True
     samples: int = 1
     batch_size: int | None = 50
+    kl_warmup: int = 0
     lr: float = 1e-2
     max_epochs: int = 300
     patience: int = 20
 
     def __post_init__(self):
         check_int("samples", self.samples, minimum=1)
+        check_int("kl_warmup", self.kl_warmup, minimum=0)
         if self.batch_size is not None:
             check_int("batch_size", self.batch_size, minimum=1)
+
+    def epoch_options(self, stage_epoch: int) -> dict:
+        """Keyword arguments of the training loss in the stage's epoch ``stage_epoch``
+        (from 0): the annealed KL weight."""
+        if not self.kl_warmup:
+            return {}
+        return {"kl_weight": min(1.0, (stage_epoch + 1) / self.kl_warmup)}
 
     def check(self, model, data: Trajectories, width: int) -> None:
         if not callable(getattr(model, "elbo_terms", None)):
@@ -415,10 +430,10 @@ class ELBOLoss:
         :meth:`physnode.data.Trajectories.padded`); None without data."""
         return data.padded() if len(data) else None
 
-    def __call__(self, model, batch) -> torch.Tensor:
+    def __call__(self, model, batch, kl_weight: float = 1.0) -> torch.Tensor:
         generator = None if model.training else torch.Generator().manual_seed(0)
         log_likelihood, kl, count = model.elbo_terms(batch, self.samples, generator)
-        return -(log_likelihood - kl).sum() / count.sum()
+        return -(log_likelihood - kl_weight * kl).sum() / count.sum()
 
 
 

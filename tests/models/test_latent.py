@@ -243,3 +243,31 @@ def test_an_interrupted_fit_resumes_exactly(tmp_path):
     assert [h["epoch"] for h in result.history] == list(range(1, 7))
     for (k, a), (_, b) in zip(whole.state_dict().items(), resumed.state_dict().items()):
         torch.testing.assert_close(a, b, rtol=0, atol=0, equal_nan=True, msg=k)
+
+
+def test_kl_warmup_weights_the_training_kl_and_validates_on_the_full_elbo():
+    model = small()
+    model.eval()
+    batch = series(3, 8).padded()
+    loss = pn.training.ELBOLoss(kl_warmup=3)
+    ll, kl, count = model.elbo_terms(batch, 1, torch.Generator().manual_seed(0))
+    for weight in (0.0, 0.5, 1.0):
+        torch.testing.assert_close(loss(model, batch, kl_weight=weight),
+                                   -(ll - weight * kl).sum() / count.sum())
+    assert [loss.epoch_options(e) for e in range(4)] == [
+        {"kl_weight": 1 / 3}, {"kl_weight": 2 / 3}, {"kl_weight": 1.0}, {"kl_weight": 1.0}]
+    assert pn.training.ELBOLoss().epoch_options(0) == {}
+
+    seen = []
+
+    class Spy(pn.training.ELBOLoss):
+        def __call__(self, model, batch, kl_weight=1.0):
+            seen.append((model.training, kl_weight))
+            return super().__call__(model, batch, kl_weight)
+
+    pn.fit(small(), series(12, 6), loss=Spy(kl_warmup=3, batch_size=None), epochs=4,
+           progress=False, seed=0)
+    assert seen == [(True, 1 / 3), (False, 1.0), (True, 2 / 3), (False, 1.0),
+                    (True, 1.0), (False, 1.0), (True, 1.0), (False, 1.0)]
+    with pytest.raises(ValueError, match=r"^`kl_warmup` must be at least 0; got -1$"):
+        pn.training.ELBOLoss(kl_warmup=-1)
