@@ -199,10 +199,11 @@ def integrate_fixed(method: FixedStepIntegrator, field: Field, y0, t_out, dt,
 
 class _Observer:
     """Events and dense output of a fixed-step run. The interpolant of a step is the cubic
-    Hermite polynomial through its ends (order 3; one more evaluation of ``f`` per step, at
-    its end, counted in ``nfev``). A sample that a terminal event stops is stepped on with the
-    batch, but its outputs hold its state at the event and its events are no longer looked
-    for."""
+    Hermite polynomial through its ends (order 3), which needs ``f`` at both ends: dense
+    output evaluates it once per step (at the step's end; counted in ``nfev``), events alone
+    only in the steps where an event function changes sign. A sample that a terminal event
+    stops is stepped on with the batch, but its outputs hold its state at the event and its
+    events are no longer looked for."""
 
     def __init__(self, field, t0, y0, watcher, dense):
         self.field, self.watcher, self.dense = field, watcher, dense
@@ -210,16 +211,20 @@ class _Observer:
         self.ids = torch.arange(B, device=y0.device)
         self.running = torch.ones(B, dtype=torch.bool, device=y0.device)
         self.hold = y0
-        self.f = field(t0, y0)
+        self.f = None                   # f at the current step's start, once evaluated
 
     def step(self, t, y, h, y_new, t_new):
         """Observe the step ``[t, t_new]`` (0-d times, ``h`` a float) from ``y`` to ``y_new``."""
         B = y.shape[0]
-        f_new = self.field(t_new, y_new)
         hb = torch.full((B,), h, dtype=t.dtype, device=t.device)
-        interpolant = functools.cache(functools.partial(
-            hermite, y, y_new, self.f, f_new, hb.unsqueeze(-1).to(y.dtype)))
-        self.f = f_new
+        f_old, slopes = self.f, {}
+
+        @functools.cache
+        def interpolant():
+            start = f_old if f_old is not None else self.field(t, y)
+            slopes["end"] = self.field(t_new, y_new)
+            return hermite(y, y_new, start, slopes["end"], hb.unsqueeze(-1).to(y.dtype))
+
         if self.dense is not None:
             rows = self.running.nonzero().reshape(-1)
             self.dense.add(self.ids[rows], t.expand(B)[rows], hb[rows], y[rows],
@@ -231,6 +236,7 @@ class _Observer:
                 stopped, _, y_stop = stop
                 self.hold = torch.where(stopped.unsqueeze(-1), y_stop, self.hold)
                 self.running = self.running & ~stopped
+        self.f = slopes.get("end")
 
     def output(self, y):
         """The outputs of the batch: ``y``, or the state at the event of a stopped sample."""

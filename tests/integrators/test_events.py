@@ -335,3 +335,19 @@ def test_interpolate_refuses_what_it_cannot_answer():
         sol.interpolate(torch.zeros(2, 2, dtype=F64))
     # Up to a sample's stop, interpolate is the free fall.
     assert float(sol.interpolate(0.45)[0, 0]) == pytest.approx(1 - G * 0.45 ** 2 / 2, abs=1e-9)
+
+
+def test_fixed_step_events_evaluate_the_field_only_in_steps_with_a_crossing():
+    def f(t, y):
+        return torch.cat([y[..., 1:], -y[..., :1]], -1)
+
+    y0 = torch.tensor([[1.0, 0.0]], dtype=torch.float64)
+    t = torch.linspace(0, 10, 11, dtype=torch.float64)
+    plain = pn.solve(f, y0, t, method="rk4", dt=0.01).stats["nfev"]
+    sol = pn.solve(f, y0, t, method="rk4", dt=0.01, events=[pn.Event(fn=lambda t, y: y[..., 0])])
+    crossings = sol.events[0]
+    torch.testing.assert_close(crossings.t, torch.tensor([0.5, 1.5, 2.5], dtype=torch.float64)
+                               * math.pi, rtol=0, atol=1e-8)
+    assert sol.stats["nfev"] == plain + 2 * len(crossings.t)      # both ends of 3 steps
+    dense = pn.solve(f, y0, t, method="rk4", dt=0.01, dense=True)
+    assert dense.stats["nfev"] == plain + 1000 + 1                 # every step's end, and t0
