@@ -302,11 +302,19 @@ def integrate_adaptive(method: AdaptiveIntegrator, field: Field, y0, t_out, f0,
         stats = dict(stats)
         controller = method.controller
         done = 0
+
+        def settle(work):
+            """``work`` with the rejected attempts, counted lazily: the attempts less the
+            accepted steps (every running sample has made ``attempts``)."""
+            return {**work, "rejected": attempts - work["steps"]}
+
+        target = t_out[next_out]
+        limit_eps = 10 * eps
         while limit is None or done < limit:
             done += 1
             attempts += 1       # every sample still running has made this many attempts
-            target = t_out[next_out]
-            lands = direction * (t + h - target) >= 0
+            # direction·(t + h − target) ≥ 0, without the product (the sign is exact)
+            lands = t + h >= target if direction > 0 else t + h <= target
             h_try = torch.where(lands, target - t, h)
             result = method.attempt(rows, t, y, h_try.unsqueeze(-1), state, tolerance)
             accepted = result.accepted
@@ -333,8 +341,12 @@ def integrate_adaptive(method: AdaptiveIntegrator, field: Field, y0, t_out, f0,
             if result.nlu is not None:
                 work["nlu"] += result.nlu
             work["steps"] += accepted
-            work["rejected"] += ~accepted
             reached = accepted & lands
+            # Step-size underflow (see _check_progress), looked for with the outputs in one
+            # host sync.
+            tiny = h.abs() <= t.abs().clamp_min_(1.0).mul_(limit_eps)
+            if stop is None and attempts <= max_steps and not bool((reached | tiny).any()):
+                continue
             if stop is not None:
                 stopped, t_stop, y_stop = stop
                 t = torch.where(stopped, t_stop, t)
@@ -350,6 +362,7 @@ def integrate_adaptive(method: AdaptiveIntegrator, field: Field, y0, t_out, f0,
                     outputs.append((index, ids[row], y[row]))
                     finished |= stopped
                 if bool(finished.any()):
+                    work = settle(work)
                     for key in stats:
                         stats[key] = stats[key].index_put((ids[finished],),
                                                           work[key][finished])
@@ -360,11 +373,13 @@ def integrate_adaptive(method: AdaptiveIntegrator, field: Field, y0, t_out, f0,
                     rows = field.take(ids)
                     work = {k: v[keep] for k, v in work.items()}
                     state = state.take(keep)
+                    target = t_out[next_out]
                     continue
-            _check_progress(t, h, result.error, ids, work, stats, attempts > max_steps,
+                target = t_out[next_out]
+            _check_progress(t, h, result.error, ids, settle(work), stats, attempts > max_steps,
                             max_steps, eps, method.name)
-        return _Running(ids=ids, t=t, y=y, h=h, next_out=next_out, work=work, state=state,
-                        attempts=attempts), stats, outputs
+        return _Running(ids=ids, t=t, y=y, h=h, next_out=next_out, work=settle(work),
+                        state=state, attempts=attempts), stats, outputs
 
     if params is None:
         _, stats, outputs = advance(running, stats, None)
