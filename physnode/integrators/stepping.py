@@ -256,7 +256,8 @@ class _Running:
 def integrate_adaptive(method: AdaptiveIntegrator, field: Field, y0, t_out, f0,
                        tolerance: Tolerance, max_steps: int,
                        params: tuple[torch.Tensor, ...] | None = None,
-                       watcher: EventWatcher | None = None, dense: DenseOutput | None = None):
+                       watcher: EventWatcher | None = None, dense: DenseOutput | None = None,
+                       direction: float | None = None):
     """Per-sample adaptive stepping: every sample has its own time, step size, state and
     accept/reject decision. Returns ``(ys, stats)`` with per-sample stats.
 
@@ -273,7 +274,8 @@ def integrate_adaptive(method: AdaptiveIntegrator, field: Field, y0, t_out, f0,
     """
     B, n = y0.shape
     T = t_out.shape[0]
-    direction = 1.0 if T < 2 or bool(t_out[-1] > t_out[0]) else -1.0
+    if direction is None:
+        direction = 1.0 if T < 2 or bool(t_out[-1] > t_out[0]) else -1.0
     long = {"dtype": torch.long, "device": y0.device}
     stats = {k: torch.zeros(B, **long) for k in ("nfev", "steps", "rejected", "njev", "nlu")}
     ys = y0.new_zeros((T, B, n))
@@ -281,12 +283,16 @@ def integrate_adaptive(method: AdaptiveIntegrator, field: Field, y0, t_out, f0,
     if T == 1:
         return ys, stats
     eps = torch.finfo(y0.dtype).eps
+    # Step-size underflow is |h| ≤ 10·eps·max(|t|, 1) (see _check_progress); the times stay
+    # within the outputs' span, so no step above twice that bound at its widest underflows:
+    # one comparison per attempt, the exact test only below it.
+    floor = 20 * eps * max(1.0, float(t_out.abs().max()))
 
     t = t_out[0].expand(B).clone()
     h = direction * initial_step(field, t, y0, f0, method.order, tolerance.rtol,
                                  tolerance.atol, direction)
     work = {k: torch.zeros(B, **long) for k in stats}
-    work["nfev"] += 2
+    work["nfev"].fill_(2)
     running = _Running(ids=torch.arange(B, device=y0.device), t=t, y=y0, h=h,
                        next_out=torch.ones(B, **long), work=work,
                        state=method.init(field, t, y0, f0), attempts=0)
@@ -309,16 +315,16 @@ def integrate_adaptive(method: AdaptiveIntegrator, field: Field, y0, t_out, f0,
             return {**work, "rejected": attempts - work["steps"]}
 
         target = t_out[next_out]
-        limit_eps = 10 * eps
         while limit is None or done < limit:
             done += 1
             attempts += 1       # every sample still running has made this many attempts
             # direction·(t + h − target) ≥ 0, without the product (the sign is exact)
-            lands = t + h >= target if direction > 0 else t + h <= target
+            t_plus_h = t + h
+            lands = t_plus_h >= target if direction > 0 else t_plus_h <= target
             h_try = torch.where(lands, target - t, h)
             result = method.attempt(rows, t, y, h_try.unsqueeze(-1), state, tolerance)
             accepted = result.accepted
-            t_new = torch.where(lands, target, t + h_try)
+            t_new = torch.where(lands, target, t_plus_h)      # t + h_try
             stop = None
             if (watcher is not None or dense is not None) and bool(accepted.any()):
                 interpolant = functools.cache(functools.partial(
@@ -342,9 +348,7 @@ def integrate_adaptive(method: AdaptiveIntegrator, field: Field, y0, t_out, f0,
                 work["nlu"] += result.nlu
             work["steps"] += accepted
             reached = accepted & lands
-            # Step-size underflow (see _check_progress), looked for with the outputs in one
-            # host sync.
-            tiny = h.abs() <= t.abs().clamp_min_(1.0).mul_(limit_eps)
+            tiny = h.abs() <= floor      # looked for with the outputs in one host sync
             if stop is None and attempts <= max_steps and not bool((reached | tiny).any()):
                 continue
             if stop is not None:
@@ -363,6 +367,9 @@ def integrate_adaptive(method: AdaptiveIntegrator, field: Field, y0, t_out, f0,
                     finished |= stopped
                 if bool(finished.any()):
                     work = settle(work)
+                    if ids.shape[0] == B and bool(finished.all()):
+                        # all of the batch at once, in order: the counts are the stats
+                        return None, work, outputs
                     for key in stats:
                         stats[key] = stats[key].index_put((ids[finished],),
                                                           work[key][finished])
