@@ -213,7 +213,7 @@ class Tolerance:
 
     def scale(self, y_old: torch.Tensor, y_new: torch.Tensor) -> torch.Tensor:
         """Per-component weights ``atol + rtol·max(|y_old|, |y_new|)``, real, shape of ``y``."""
-        return self.atol + self.rtol * torch.maximum(y_old.abs(), y_new.abs())
+        return torch.maximum(y_old.abs(), y_new.abs()).mul_(self.rtol).add_(self.atol)
 
 
 @dataclass(frozen=True, kw_only=True)

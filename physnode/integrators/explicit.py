@@ -198,7 +198,8 @@ class Dopri5(AdaptiveIntegrator):
         accepted = norm <= 1
         k0 = torch.where(accepted.unsqueeze(-1), ks[-1], state.k0)
         factor = self.controller.factor(norm, self.error_exponent, accepted=accepted,
-                                        h=h[:, 0], h_prev=state.h_prev,
+                                        h=None if state.h_prev is None else h[:, 0],
+                                        h_prev=state.h_prev,
                                         error_prev=state.error_prev)
         keep = self.controller.keep(factor, accepted)
         if keep is not None:
