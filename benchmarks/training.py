@@ -1,12 +1,13 @@
 """Training throughput of the models, on the states of a double pendulum (4 components).
 
-    python benchmarks/training.py [--batches 256 4096] [--repeats 5]
+    python benchmarks/training.py [--batches 256 4096] [--repeats 5] [--threads N] [--only 2]
 
 1. Optimisation steps per second (Adam, float32) of NeuralODE, HNN, separable HNN and LNN with
    the derivative loss and with the rollout loss (8-sample windows, the model's explicit
    integrator, 2 sub-steps per interval), per batch size (states or windows).
 2. One evaluation of the vector field, as an integrator makes it, without and with a graph
-   (forward and backward): the LNN's cost over the HNN's (target at most 4×).
+   (forward and backward): the LNN's cost over the HNN's (target at most 4×), the two
+   interleaved and the ratio taken per repeat.
 3. The LNN's Euler–Lagrange Hessian, vectorised over the batch (physnode) against one
    ``torch.autograd.functional.hessian`` per sample.
 4. Peak memory (growth of a fresh process's peak resident set, Linux ``VmHWM``) of the
@@ -99,22 +100,61 @@ def throughput(batches, repeats):
 
 
 def field_cost(batches, repeats):
+    """HNN and LNN evaluations interleaved (HNN, LNN, HNN, LNN, ...; each the best of 3 calls),
+    so that both see the same load; the ratio is taken per repeat, its median and range
+    reported. The LNN through autograd's backward passes (its Lagrangian without the closed
+    forms) runs in the same rotation, without a graph."""
     rows = []
     generator = torch.Generator().manual_seed(1)
     for batch in batches:
         y = states(batch, generator)
         t = torch.zeros(batch, 1)
-        cost = {}
+        models = {}
         for name in ("HNN", "LNN"):
             torch.manual_seed(0)
-            plain, graph = evaluations(MODELS[name](), t, y)
-            cost[name] = [timings(plain, repeats)[0], timings(graph, repeats)[0]]
-        ratio = [lnn / hnn for lnn, hnn in zip(cost["LNN"], cost["HNN"])]
-        rows.append({"batch": batch, "hnn_s": cost["HNN"], "lnn_s": cost["LNN"],
-                     "lnn_over_hnn": ratio})
-        print(f"| {batch} | {1e3 * cost['HNN'][0]:.2f} / {1e3 * cost['HNN'][1]:.2f} | "
-              f"{1e3 * cost['LNN'][0]:.2f} / {1e3 * cost['LNN'][1]:.2f} | "
-              f"{ratio[0]:.1f}× / {ratio[1]:.1f}× |", flush=True)
+            models[name] = MODELS[name]()
+        plain = models["LNN"].lagrangian.forward
+
+        def backward_passes(plain=plain, y=y):
+            with torch.no_grad():
+                euler_lagrange_acceleration(lambda x: plain(x), y, 2)
+
+        calls = {}
+        for name, model in models.items():
+            calls[name + " plain"], calls[name + " graph"] = evaluations(model, t, y)
+        calls["LNN backward passes"] = backward_passes
+        times = {name: [] for name in calls}
+        for call in calls.values():
+            call()                                          # warm-up
+        for _ in range(repeats):
+            for name, call in calls.items():
+                best = float("inf")
+                for _ in range(3):
+                    start = time.perf_counter()
+                    call()
+                    best = min(best, time.perf_counter() - start)
+                times[name].append(best)
+
+        def ratio(a, b, times=times):
+            r = [x / y for x, y in zip(times[a], times[b])]
+            return statistics.median(r), min(r), max(r)
+
+        row = {"batch": batch,
+               **{name + "_s": statistics.median(v) for name, v in times.items()},
+               "lnn_over_hnn_plain": ratio("LNN plain", "HNN plain"),
+               "lnn_over_hnn_graph": ratio("LNN graph", "HNN graph"),
+               "backward_passes_over_hnn_plain": ratio("LNN backward passes", "HNN plain")}
+        rows.append(row)
+
+        def ms(name, times=times):
+            return f"{1e3 * statistics.median(times[name]):.2f}"
+
+        def fmt(r):
+            return f"{r[0]:.2f}× ({r[1]:.2f}–{r[2]:.2f})"
+        print(f"| {batch} | {ms('HNN plain')} / {ms('HNN graph')} | {ms('LNN plain')} / "
+              f"{ms('LNN graph')} | {fmt(row['lnn_over_hnn_plain'])} / "
+              f"{fmt(row['lnn_over_hnn_graph'])} | {ms('LNN backward passes')}, "
+              f"{fmt(row['backward_passes_over_hnn_plain'])} |", flush=True)
     return rows
 
 
@@ -174,20 +214,33 @@ def main(argv=None):
     parser.add_argument("--batches", type=int, nargs="*", default=[256, 4096])
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--out", default=None, help="write the figures as JSON here")
+    parser.add_argument("--threads", type=int, default=None, help="torch's CPU threads")
+    parser.add_argument("--only", type=int, nargs="*", default=None,
+                        help="run only these sections (1-4)")
     args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    sections = set(args.only or range(1, 5))
+    results = {}
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
-    print("\n1. optimisation steps per second (median, range)\n")
-    print("| model | loss | batch | steps/s |\n|---|---|---|---|")
-    results = {"throughput": throughput(args.batches, args.repeats)}
-    print("\n2. one field evaluation, ms: no graph / forward and backward\n")
-    print("| batch | HNN | LNN | LNN / HNN |\n|---|---|---|---|")
-    results["field"] = field_cost(args.batches, args.repeats)
-    print("\n3. Euler–Lagrange Hessian, ms\n")
-    print("| batch | vectorised | per-sample loop | speed-up |\n|---|---|---|---|")
-    results["hessian"] = hessian_speedup(256, args.repeats)
-    print("\n4. peak memory growth, gradient of a 1000-step rk4 rollout, batch 64\n")
-    print("| gradient | memory |\n|---|---|")
-    results["memory"] = memory()
+    if 1 in sections:
+        print("\n1. optimisation steps per second (median, range)\n")
+        print("| model | loss | batch | steps/s |\n|---|---|---|---|")
+        results["throughput"] = throughput(args.batches, args.repeats)
+    if 2 in sections:
+        print("\n2. one field evaluation, ms: no graph / forward and backward; LNN / HNN "
+              "median (range) over the repeats; the LNN without a graph through backward "
+              "passes\n")
+        print("| batch | HNN | LNN | LNN / HNN | backward passes, / HNN |\n|---|---|---|---|---|")
+        results["field"] = field_cost(args.batches, args.repeats)
+    if 3 in sections:
+        print("\n3. Euler–Lagrange Hessian, ms\n")
+        print("| batch | vectorised | per-sample loop | speed-up |\n|---|---|---|---|")
+        results["hessian"] = hessian_speedup(256, args.repeats)
+    if 4 in sections:
+        print("\n4. peak memory growth, gradient of a 1000-step rk4 rollout, batch 64\n")
+        print("| gradient | memory |\n|---|---|")
+        results["memory"] = memory()
     if args.out:
         with open(args.out, "w") as fh:
             json.dump(results, fh, indent=1)

@@ -332,7 +332,7 @@ def solve(f, y0: torch.Tensor, t, method="rk4", dt: float | None = None, rtol: f
             ys, stats = integrate_adaptive(
                 integrator, field.variant(needs_grad=needs_grad), y, t, f0,
                 Tolerance(rtol=rtol, atol=atol), max_steps, params=params, watcher=watcher,
-                dense=record)
+                dense=record, direction=direction)
             stats = {k: v.reshape(batch_shape) for k, v in stats.items()}
         else:
             ys, stats = integrate_fixed(

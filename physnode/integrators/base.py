@@ -54,9 +54,11 @@ class RowTime:
         self.f, self.args = f, args
 
     def __call__(self, t, y):
-        if t.ndim:
+        if 0 < t.ndim < y.ndim:             # (B,) or (B, s): one time per row
             t = t.unsqueeze(-1)
-        t = t.expand(*y.shape[:-1], 1)
+        shape = (*y.shape[:-1], 1)
+        if t.shape != shape:
+            t = t.expand(shape)
         if self.args is None:
             return self.f(t, y)
         return self.f(t, y, tree_map(lambda a: _rows_like(a, y), self.args))
@@ -98,8 +100,9 @@ class Field:
     """The vector field as an integrator sees it, under :func:`physnode.solve`'s time
     convention: ``field(t, y)`` hands ``f`` the time of every sample as a tensor of shape
     ``(*y.shape[:-1], 1)``, which broadcasts against ``y`` row by row. Integrators call it
-    with a 0-d time (every sample at the same time), per-sample times ``(B,)`` for states
-    ``(B, n)``, or per-stage times ``(B, s)`` for stage states ``(B, s, n)``. An integrator
+    with a 0-d time (every sample at the same time), per-sample times ``(B,)`` (or already
+    ``(B, 1)``) for states ``(B, n)``, or per-stage times ``(B, s)`` for stage states
+    ``(B, s, n)``. An integrator
     that evaluates some of its rows calls ``field.take(rows)(t[rows], y[rows])``: the
     per-sample ``args`` follow the rows, and a field that does not follow them (a closure
     over per-sample tensors) gets a ``ValueError`` that says so.
@@ -210,7 +213,7 @@ class Tolerance:
 
     def scale(self, y_old: torch.Tensor, y_new: torch.Tensor) -> torch.Tensor:
         """Per-component weights ``atol + rtol·max(|y_old|, |y_new|)``, real, shape of ``y``."""
-        return self.atol + self.rtol * torch.maximum(y_old.abs(), y_new.abs())
+        return torch.maximum(y_old.abs(), y_new.abs()).mul_(self.rtol).add_(self.atol)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -154,14 +154,14 @@ def initial_step(f, t0, y0, f0, order: int, rtol: float, atol: float,
     (multiply by direction).
     """
     with torch.no_grad():
-        scale = atol + rtol * y0.abs()
-        d0 = rms(y0 / scale)
-        d1 = rms(f0 / scale)
-        h0 = torch.where((d0 < 1e-5) | (d1 < 1e-5), torch.full_like(d0, 1e-6), 0.01 * d0 / d1)
-        y1 = y0 + direction * h0.unsqueeze(-1) * f0
-        f1 = f(t0 + direction * h0, y1)
+        scale = y0.abs().mul_(rtol).add_(atol)                 # atol + rtol·|y0|
+        d0, d1 = rms(torch.stack([y0, f0]) / scale)
+        h0 = torch.where(torch.stack([d0, d1]).lt_(1e-5).any(0), 1e-6, 0.01 * d0 / d1)
+        step = h0 if direction > 0 else -h0                     # direction·h0, exactly
+        y1 = y0 + step.unsqueeze(-1) * f0
+        f1 = f(t0 + step, y1)
         d2 = rms((f1 - f0) / scale) / h0
         big = torch.maximum(d1, d2)
-        h1 = torch.where(big <= 1e-15, torch.maximum(torch.full_like(h0, 1e-6), h0 * 1e-3),
-                         (0.01 / big.clamp_min(1e-300)).pow(1.0 / (order + 1)))
+        h1 = torch.where(big <= 1e-15, (h0 * 1e-3).clamp_min_(1e-6),
+                         (0.01 / big.clamp_min(1e-300)).pow_(1.0 / (order + 1)))
         return torch.minimum(100 * h0, h1)

@@ -25,24 +25,26 @@ from .controllers import StepSizeController
 from .tableau import ButcherTableau, tableau_from_fractions
 
 
-def axpy(y: torch.Tensor, k: torch.Tensor, h, coefficient: float,
-         inplace: bool = False) -> torch.Tensor:
-    """``y + coefficient · h · k`` in one kernel; ``h`` is a float or a ``(B, 1)`` tensor."""
-    if isinstance(h, torch.Tensor):
-        add = torch.Tensor.addcmul_ if inplace else torch.addcmul
-        return add(y, k, h, value=coefficient)
-    add = torch.Tensor.add_ if inplace else torch.add
-    return add(y, k, alpha=coefficient * h)
-
-
 def combine(y: torch.Tensor, ks, h, weights) -> torch.Tensor:
     """``y + h Σ_i w_i k_i`` skipping zero weights: one new tensor, then in-place updates of
     it (autograd-safe, since no term saves the accumulator)."""
-    first = True
-    for k, w in zip(ks, weights):
-        if w:
-            y = axpy(y, k, h, w, inplace=not first)
-            first = False
+    return _combine_terms(y, ks, h, [(i, w) for i, w in enumerate(weights) if w])
+
+
+def _combine_terms(y: torch.Tensor, ks, h, terms) -> torch.Tensor:
+    """:func:`combine` with the nonzero weights given as ``(index, weight)`` pairs."""
+    if not terms:
+        return y
+    if isinstance(h, torch.Tensor):
+        (i, w), *rest = terms
+        y = torch.addcmul(y, ks[i], h, value=w)
+        for i, w in rest:
+            y.addcmul_(ks[i], h, value=w)
+        return y
+    (i, w), *rest = terms
+    y = torch.add(y, ks[i], alpha=w * h)
+    for i, w in rest:
+        y.add_(ks[i], alpha=w * h)
     return y
 
 
@@ -53,12 +55,19 @@ def rk_stages(f, t, y, h, tableau: ButcherTableau, k0=None):
     (per-sample steps). ``k0``, when given, is ``f(t, y)`` (first same as last). Returns the
     list of stage derivatives and the last stage's state (the new solution when FSAL).
     """
-    h_t = h[..., 0] if isinstance(h, torch.Tensor) else h
-    ks = [f(t, y) if k0 is None else k0]
+    rows = tableau.stage_terms
+    if isinstance(h, torch.Tensor):
+        # All stage times at once, each (B, 1) as the field's time convention wants them:
+        # t + c_i h, rounded as c_i · h then the sum, the same as one stage at a time.
+        c = tableau.tensors(h.dtype, h.device)[2]
+        times = (t.unsqueeze(-1) + h * c).unsqueeze(-1).unbind(-2)
+    else:
+        times = [t] + [t + ci * h for ci in tableau.c[1:]]
+    ks = [f(times[0], y) if k0 is None else k0]
     yi = y
     for i in range(1, tableau.stages):
-        yi = combine(y, ks, h, tableau.a[i][:i])
-        ks.append(f(t + tableau.c[i] * h_t, yi))
+        yi = _combine_terms(y, ks, h, rows[i])
+        ks.append(f(times[i], yi))
     return ks, yi
 
 
@@ -184,12 +193,13 @@ class Dopri5(AdaptiveIntegrator):
     def attempt(self, field, t, y, h, state, tolerance: Tolerance) -> Attempt:
         # First same as last: the last stage is evaluated at the new solution.
         ks, y_new = rk_stages(field, t, y, h, self.tableau, k0=state.k0)
-        error = combine(torch.zeros_like(y), ks, h, self.tableau.b_error)
+        error = _combine_terms(torch.zeros_like(y), ks, h, self.tableau.error_terms)
         norm = rms(error / tolerance.scale(y, y_new))
         accepted = norm <= 1
         k0 = torch.where(accepted.unsqueeze(-1), ks[-1], state.k0)
         factor = self.controller.factor(norm, self.error_exponent, accepted=accepted,
-                                        h=h[:, 0], h_prev=state.h_prev,
+                                        h=None if state.h_prev is None else h[:, 0],
+                                        h_prev=state.h_prev,
                                         error_prev=state.error_prev)
         keep = self.controller.keep(factor, accepted)
         if keep is not None:

@@ -262,7 +262,8 @@ class _Running:
 def integrate_adaptive(method: AdaptiveIntegrator, field: Field, y0, t_out, f0,
                        tolerance: Tolerance, max_steps: int,
                        params: tuple[torch.Tensor, ...] | None = None,
-                       watcher: EventWatcher | None = None, dense: DenseOutput | None = None):
+                       watcher: EventWatcher | None = None, dense: DenseOutput | None = None,
+                       direction: float | None = None):
     """Per-sample adaptive stepping: every sample has its own time, step size, state and
     accept/reject decision. Returns ``(ys, stats)`` with per-sample stats.
 
@@ -279,7 +280,8 @@ def integrate_adaptive(method: AdaptiveIntegrator, field: Field, y0, t_out, f0,
     """
     B, n = y0.shape
     T = t_out.shape[0]
-    direction = 1.0 if T < 2 or bool(t_out[-1] > t_out[0]) else -1.0
+    if direction is None:
+        direction = 1.0 if T < 2 or bool(t_out[-1] > t_out[0]) else -1.0
     long = {"dtype": torch.long, "device": y0.device}
     stats = {k: torch.zeros(B, **long) for k in ("nfev", "steps", "rejected", "njev", "nlu")}
     ys = y0.new_zeros((T, B, n))
@@ -287,12 +289,16 @@ def integrate_adaptive(method: AdaptiveIntegrator, field: Field, y0, t_out, f0,
     if T == 1:
         return ys, stats
     eps = torch.finfo(y0.dtype).eps
+    # Step-size underflow is |h| ≤ 10·eps·max(|t|, 1) (see _check_progress); the times stay
+    # within the outputs' span, so no step above twice that bound at its widest underflows:
+    # one comparison per attempt, the exact test only below it.
+    floor = 20 * eps * max(1.0, float(t_out.abs().max()))
 
     t = t_out[0].expand(B).clone()
     h = direction * initial_step(field, t, y0, f0, method.order, tolerance.rtol,
                                  tolerance.atol, direction)
     work = {k: torch.zeros(B, **long) for k in stats}
-    work["nfev"] += 2
+    work["nfev"].fill_(2)
     running = _Running(ids=torch.arange(B, device=y0.device), t=t, y=y0, h=h,
                        next_out=torch.ones(B, **long), work=work,
                        state=method.init(field, t, y0, f0), attempts=0)
@@ -308,15 +314,23 @@ def integrate_adaptive(method: AdaptiveIntegrator, field: Field, y0, t_out, f0,
         stats = dict(stats)
         controller = method.controller
         done = 0
+
+        def settle(work):
+            """``work`` with the rejected attempts, counted lazily: the attempts less the
+            accepted steps (every running sample has made ``attempts``)."""
+            return {**work, "rejected": attempts - work["steps"]}
+
+        target = t_out[next_out]
         while limit is None or done < limit:
             done += 1
             attempts += 1       # every sample still running has made this many attempts
-            target = t_out[next_out]
-            lands = direction * (t + h - target) >= 0
+            # direction·(t + h − target) ≥ 0, without the product (the sign is exact)
+            t_plus_h = t + h
+            lands = t_plus_h >= target if direction > 0 else t_plus_h <= target
             h_try = torch.where(lands, target - t, h)
             result = method.attempt(rows, t, y, h_try.unsqueeze(-1), state, tolerance)
             accepted = result.accepted
-            t_new = torch.where(lands, target, t + h_try)
+            t_new = torch.where(lands, target, t_plus_h)      # t + h_try
             stop = None
             if (watcher is not None or dense is not None) and bool(accepted.any()):
                 interpolant = functools.cache(functools.partial(
@@ -339,8 +353,10 @@ def integrate_adaptive(method: AdaptiveIntegrator, field: Field, y0, t_out, f0,
             if result.nlu is not None:
                 work["nlu"] += result.nlu
             work["steps"] += accepted
-            work["rejected"] += ~accepted
             reached = accepted & lands
+            tiny = h.abs() <= floor      # looked for with the outputs in one host sync
+            if stop is None and attempts <= max_steps and not bool((reached | tiny).any()):
+                continue
             if stop is not None:
                 stopped, t_stop, y_stop = stop
                 t = torch.where(stopped, t_stop, t)
@@ -356,6 +372,10 @@ def integrate_adaptive(method: AdaptiveIntegrator, field: Field, y0, t_out, f0,
                     outputs.append((index, ids[row], y[row]))
                     finished |= stopped
                 if bool(finished.any()):
+                    work = settle(work)
+                    if ids.shape[0] == B and bool(finished.all()):
+                        # all of the batch at once, in order: the counts are the stats
+                        return None, work, outputs
                     for key in stats:
                         stats[key] = stats[key].index_put((ids[finished],),
                                                           work[key][finished])
@@ -366,11 +386,13 @@ def integrate_adaptive(method: AdaptiveIntegrator, field: Field, y0, t_out, f0,
                     rows = field.take(ids)
                     work = {k: v[keep] for k, v in work.items()}
                     state = state.take(keep)
+                    target = t_out[next_out]
                     continue
-            _check_progress(t, h, result.error, ids, work, stats, attempts > max_steps,
+                target = t_out[next_out]
+            _check_progress(t, h, result.error, ids, settle(work), stats, attempts > max_steps,
                             max_steps, eps, method.name)
-        return _Running(ids=ids, t=t, y=y, h=h, next_out=next_out, work=work, state=state,
-                        attempts=attempts), stats, outputs
+        return _Running(ids=ids, t=t, y=y, h=h, next_out=next_out, work=settle(work),
+                        state=state, attempts=attempts), stats, outputs
 
     if params is None:
         _, stats, outputs = advance(running, stats, None)

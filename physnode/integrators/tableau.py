@@ -93,6 +93,20 @@ class ButcherTableau:
         return all(self.a[i][j] == 0 for i in range(self.stages) for j in range(i, self.stages))
 
     @cached_property
+    def stage_terms(self) -> tuple[tuple[tuple[int, float], ...], ...]:
+        """Per stage ``i``, the nonzero ``(j, a_ij)`` with ``j < i``: what an explicit stage
+        loop adds up."""
+        return tuple(tuple((j, w) for j, w in enumerate(row[:i]) if w)
+                     for i, row in enumerate(self.a))
+
+    @cached_property
+    def error_terms(self) -> tuple[tuple[int, float], ...] | None:
+        """The nonzero ``(i, b_error_i)``, or None without an error estimate."""
+        if self.b_error is None:
+            return None
+        return tuple((i, w) for i, w in enumerate(self.b_error) if w)
+
+    @cached_property
     def _cache(self) -> dict:
         return {}
 

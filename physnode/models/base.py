@@ -63,34 +63,55 @@ def mlp_input_gradient(net: nn.Sequential, x: torch.Tensor) -> torch.Tensor | No
     return g
 
 
+def _slope_and_curvature(activation: nn.Module, z: torch.Tensor, value: bool):
+    """``(activation(z) or None, slope, curvature)`` at ``z`` for a closed-form activation,
+    the value only when asked for (a network's last hidden layer does not need it). The same
+    formulas as ``_CLOSED_FORMS``; without a graph the products are formed in place."""
+    function, slope, curvature = _CLOSED_FORMS[type(activation)]
+    if type(activation) is nn.Softplus:           # slope and curvature without the value
+        s = torch.sigmoid(z)
+        c = (1 - s).mul_(s) if not torch.is_grad_enabled() else s * (1 - s)
+        return (function(z) if value else None), s, c
+    a = function(z)
+    s = slope(z, a)
+    return a, s, curvature(z, a, s)
+
+
 def mlp_hessian_product(net: nn.Sequential, x: torch.Tensor, v: torch.Tensor):
     """``(∇ₓ net(x), ∇²ₓ net(x) · vₖ)`` of a scalar-output :func:`mlp` for ``k`` directions
     ``v`` of shape ``(k, n_in)`` or ``(*batch, k, n_in)``: the gradient (shape of ``x``) and
     the Hessian's products with the directions (``(*batch, k, n_in)``), by forward-over-reverse
     differentiation written out (a tangent pass of the directions, then the backward pass and
     its tangents; matrix products only). Differentiable with respect to the parameters with
-    first-order autograd. Returns None for an activation without closed forms."""
+    first-order autograd; without a graph the updates are made in place. Returns None for an
+    activation without closed forms."""
     modules = list(net)
     linears, activations = modules[0::2], modules[1::2]
     if any(type(a) not in _CLOSED_FORMS for a in activations) or linears[-1].out_features != 1:
         return None
+    in_place = not torch.is_grad_enabled()
     slopes, curvatures, tangents = [], [], []
     h, dh = x, v
-    for linear, activation in zip(linears[:-1], activations):
-        function, slope, curvature = _CLOSED_FORMS[type(activation)]
+    last = len(activations) - 1
+    for i, (linear, activation) in enumerate(zip(linears[:-1], activations)):
         z = nn.functional.linear(h, linear.weight, linear.bias)
-        dz = dh @ linear.weight.T                          # (*batch, k, width)
-        h = function(z)
-        s = slope(z, h)
+        dz = dh @ linear.weight.T                          # (*batch, k, width) or (k, width)
+        h, s, c = _slope_and_curvature(activation, z, value=i < last)
         slopes.append(s)
-        curvatures.append(curvature(z, h, s))
+        curvatures.append(c)
         tangents.append(dz)
-        dh = s.unsqueeze(-2) * dz
+        if i < last:                 # the last hidden layer's tangent is not needed
+            dh = s.unsqueeze(-2) * dz
     g, dg = linears[-1].weight[0], None                    # ∂out/∂h and its tangent
     for linear, s, c, dz in zip(reversed(linears[:-1]), reversed(slopes), reversed(curvatures),
                                 reversed(tangents)):
-        bend = (g if g.ndim == 1 else g.unsqueeze(-2)) * c.unsqueeze(-2) * dz
-        dg = bend if dg is None else dg * s.unsqueeze(-2) + bend
+        bend = (g * c).unsqueeze(-2) * dz
+        if dg is None:
+            dg = bend
+        elif in_place:
+            dg = dg.mul_(s.unsqueeze(-2)).add_(bend)
+        else:
+            dg = dg * s.unsqueeze(-2) + bend
         g = g * s
         g, dg = g @ linear.weight, dg @ linear.weight
     return g, dg

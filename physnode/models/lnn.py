@@ -57,9 +57,9 @@ class LearnedLagrangian(NormalizedInput):
         x = self.normalize(y)
         features = embed_angles(x, y, self.angles)
         # Velocities are never angles: the direction of q̇ᵢ is one normalised input.
-        kept = [i for i in range(2 * d) if i not in self.angles]
+        first = d - sum(i < d for i in self.angles)     # where the velocities start
         v = torch.zeros(d, features.shape[-1], dtype=y.dtype, device=y.device)
-        v[torch.arange(d), [kept.index(d + i) for i in range(d)]] = 1 / scale[d:]
+        v[:, first:first + d] = torch.diag(1 / scale[d:])
         pair = mlp_hessian_product(self.net, features, v)
         if pair is None:
             return None

@@ -242,6 +242,59 @@ def test_closed_form_lnn_field_equals_euler_lagrange_by_autograd(activation, ang
         torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-11)
 
 
+@pytest.mark.parametrize("activation", ["tanh", "softplus", "silu"])
+@pytest.mark.parametrize("angles", [(), (0,), (0, 1)])
+@pytest.mark.parametrize("dissipative", [False, True])
+def test_lnn_field_without_a_graph_equals_euler_lagrange_by_autograd(activation, angles,
+                                                                     dissipative):
+    # Integrators evaluate the field under no_grad: the closed forms run there too, with
+    # their in-place updates, and give autograd's accelerations.
+    from physnode.systems.lagrangian import euler_lagrange_acceleration
+    torch.manual_seed(1)
+    lnn = pn.models.LNN(dof=2, hidden=16, layers=3, activation=activation, angles=angles,
+                        dissipative=dissipative).double()
+    torch.nn.init.normal_(lnn.lagrangian.net[-1].weight, std=0.3)
+    lnn.lagrangian.set_normalization(torch.tensor([0.5, -1.0, 0.2, 0.1]),
+                                     torch.tensor([2.0, 0.7, 1.5, 3.0]), 0.8)
+    y = 3 * torch.randn(7, 4, dtype=torch.float64)
+    plain = lnn.lagrangian.forward
+    force = None if lnn.friction is None else -lnn.friction(y[..., :2], y[..., 2:]).detach()
+    expected = euler_lagrange_acceleration(lambda y: plain(y), y, 2, extra_force=force).detach()
+    with torch.no_grad():
+        got = lnn(0.0, y)
+    torch.testing.assert_close(got[..., 2:], expected, rtol=1e-10, atol=1e-12)
+    torch.testing.assert_close(got, lnn(0.0, y).detach(), rtol=1e-13, atol=1e-14)
+
+
+@pytest.mark.parametrize("grad_mode", [False, True])
+def test_mlp_hessian_product_equals_autograd_for_a_deep_network(grad_mode):
+    from physnode.models.base import mlp, mlp_hessian_product
+    torch.manual_seed(2)
+    net = mlp(5, 1, 12, 4, "softplus").double()
+    x = torch.randn(6, 5, dtype=torch.float64)
+    v = torch.randn(6, 3, 5, dtype=torch.float64)               # batched directions
+    with torch.set_grad_enabled(grad_mode):
+        g, hv = mlp_hessian_product(net, x, v)
+    hessian = torch.func.vmap(torch.func.hessian(lambda x: net(x)[0]))(x)
+    gradient = torch.func.vmap(torch.func.grad(lambda x: net(x)[0]))(x)
+    torch.testing.assert_close(g, gradient, rtol=1e-12, atol=1e-13)
+    torch.testing.assert_close(hv, v @ hessian, rtol=1e-12, atol=1e-13)
+
+
+def test_the_two_by_two_mass_check_is_the_singular_value_test():
+    # Away from the threshold (a factor 2 either side) it decides as svdvals does.
+    from physnode._validation import IntegrationError
+    from physnode.systems.lagrangian import check_mass_matrix
+    eps = torch.finfo(torch.float64).eps
+    u, _, w = torch.linalg.svd(torch.randn(40, 2, 2, dtype=torch.float64))
+    ratio = 100 * eps * torch.tensor([0.5, 2.0], dtype=torch.float64).repeat(20)
+    mass = u @ torch.diag_embed(torch.stack([torch.ones_like(ratio), ratio], -1)) @ w * 7.0
+    with pytest.raises(IntegrationError) as info:
+        check_mass_matrix(mass)
+    assert info.value.samples == list(range(0, 40, 2))
+    check_mass_matrix(mass[1::2])
+
+
 def test_hnn_in_velocity_coordinates_with_a_mass_is_the_same_motion():
     pendulum = pn.systems.Pendulum(mass=2.0)                 # p = 2 q̇
     hnn = pn.models.HNN(dof=1, hidden=8, coordinates="velocity", learn_mass=True).double()
