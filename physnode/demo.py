@@ -118,7 +118,8 @@ def _write_report(path, comparison, equations, energy, baselines, figures) -> Pa
 
 def _write_html(path, data, histories, equations, energy, baselines, comparison, figures,
                 settings) -> Path:
-    """The demo's self-contained ``report.html``: data, training, fit, equations, drift."""
+    """The demo's self-contained ``report.html``: results first (equations, energy, drift),
+    then the fit, the data, the training and the settings."""
     import sympy
 
     from .analysis.html import (
@@ -136,23 +137,24 @@ def _write_html(path, data, histories, equations, energy, baselines, comparison,
     from .analysis.plots import plot_history
 
     fitted = [f for f in figures if Path(f).name == "fit.png"]
-    sections = [data_section(data)]
-    for name, history in histories.items():
-        loss = plot_history(history, Path(path).with_name(f"history_{name.lower()}.png"))
-        sections.append(history_section(history, loss, title=f"Training: {name}"))
-    sections += [
+    sections = [
+        equations_section(equations, {"energy (Hamiltonian)":
+                                      f"H = {sympy.latex(round_floats(energy, 4))}"},
+                          title="Discovered equations (HNN → regenerated data → SINDy)"),
+        Section("Against the truth and the baselines",
+                [Text(r"Truth: $\dot{q} = p$, $\dot{p} = -9.81 \sin q$, "
+                      r"$H = p^2/2 - 9.81 \cos q$ + const.")]
+                + [Text(f"{name}: {_summary(check)}.") for name, check in baselines.items()]),
+        quality_section(equations.fit_quality, title="Fit quality (HNN)"),
+        energy_section(comparison, [f for f in figures if f not in fitted],
+                       title=f"Energy drift over t = {settings['t_end']:g}"),
         Section("Fitted against observed",
                 [Text("The first trajectory's observations (dots) and each model's rollout "
                       "from its first observed state.")]
                 + [Figure(f, "Fitted against observed") for f in fitted]),
-        quality_section(equations.fit_quality, title="Fit quality (HNN)"),
-        equations_section(equations, {"energy (Hamiltonian)":
-                                      f"H = {sympy.latex(round_floats(energy, 4))}"},
-                          title="Discovered equations (HNN → regenerated data → SINDy)"),
-        Section("Baselines on the same data",
-                [Text(f"{name}: {_summary(check)}.") for name, check in baselines.items()]
-                + [Text(r"Truth: $\dot{q} = p$, $\dot{p} = -9.81 \sin q$.")]),
-        energy_section(comparison, [f for f in figures if f not in fitted],
-                       title=f"Energy drift over t = {settings['t_end']:g}"),
-        settings_section(settings)]
+        data_section(data)]
+    for name, history in histories.items():
+        loss = plot_history(history, Path(path).with_name(f"history_{name.lower()}.png"))
+        sections.append(history_section(history, loss, title=f"Training: {name}"))
+    sections.append(settings_section(settings))
     return write_html(path, "physnode demo: noisy pendulum", sections)
