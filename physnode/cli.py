@@ -136,17 +136,9 @@ def _discover(args) -> None:
                                   else f"H = {sympy.latex(round_floats(found, 4))}")
     print(f"wrote {write_text_atomic(args.out, equations.to_json())}")
     settings = {k: v for k, v in vars(args).items() if k not in ("run", "debug", "command")}
-    print(f"wrote {_discover_report(args.out, equations, learned, data, settings)}")
-
-
-def _discover_report(out, equations, learned, data, settings) -> Path:
-    """``<out>.html`` beside the equations JSON: data, fit quality, equations, energies."""
-    from .analysis import html
-
-    sections = [html.data_section(data), html.quality_section(equations.fit_quality),
-                html.equations_section(equations, learned), html.settings_section(settings)]
-    return html.write_html(Path(out).with_suffix(".html"),
-                      f"physnode discover: {settings['run_dir']}", sections)
+    page = equations.to_html(Path(args.out).with_suffix(".html"), data=data, energies=learned,
+                             title=f"physnode discover: {args.run_dir}", settings=settings)
+    print(f"wrote {page}")
 
 
 def _compare(args) -> None:

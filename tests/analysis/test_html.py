@@ -79,3 +79,17 @@ def test_history_section_marks_the_stages(tmp_path):
         ("derivative", 3, 1), ("rollout", 3, 4)]
     assert rows[1]["best validation loss"] == pytest.approx(0.25)
     check_report(report.write_html(tmp_path / "r.html", "fit", [section]))
+
+
+def test_equations_to_html(tmp_path):
+    pend = pn.systems.Pendulum()
+    data = pn.data.simulate(pend, n_trajectories=2, t_span=(0.0, 3.0), n_points=40,
+                            noise=0.01, seed=0)
+    equations = pn.discovery.Equations(pend.equations())
+    path = equations.to_html(tmp_path / "eqs.html", data=data,
+                             energies={"Hamiltonian": "H = p^2/2 - 9.81 \\cos q"})
+    page = check_report(path)
+    assert page.math == ["\\begin{aligned}\\dot{q} &= p \\\\\n\\dot{p} &= - 9.81 "
+                         "\\sin{\\left(q \\right)}\\end{aligned}", "H = p^2/2 - 9.81 \\cos q"]
+    assert "Not measured" in path.read_text()          # no fit quality without a model
+    assert page.tables == 4 and not page.images        # times, noise, settings, versions
