@@ -4,7 +4,8 @@
   with what it does (its docstring), its source, what it printed and the figures it wrote.
   Runs are cached under ``.cache/gallery`` by the hash of the example and of physnode's
   sources (``PHYSNODE_GALLERY_CACHE`` moves the cache); ``PHYSNODE_GALLERY=skip`` writes the
-  pages without running anything, for a quick ``mkdocs serve``.
+  pages without running anything, for a quick ``mkdocs serve``, and ``cached`` shows the
+  cached runs and runs nothing.
 * ``benchmarks.md``: ``benchmarks/RESULTS.md``, read when the site is built.
 * Every public name (``__all__`` of physnode and of its subpackages) must have a docstring:
   a missing one is a warning, which fails ``mkdocs build --strict``.
@@ -19,6 +20,7 @@ import inspect
 import json
 import logging
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -135,6 +137,8 @@ def _run(example: Path) -> dict:
     record = folder / "run.json"
     if record.is_file():
         return {**json.loads(record.read_text()), "folder": folder}
+    if os.environ.get("PHYSNODE_GALLERY") == "cached":
+        return None
     if folder.exists():
         shutil.rmtree(folder)
     out = folder / "out"
@@ -165,17 +169,19 @@ def _example_page(example: Path):
              f"Run it: `python examples/{example.name}` (add `--quick` for the short version "
              "shown here, `--out DIR` for where its figures go).", ""]
     figures = []
-    if os.environ.get("PHYSNODE_GALLERY") == "skip":
-        lines += ["!!! warning \"Not run\"", "    This build skipped the examples "
-                  "(`PHYSNODE_GALLERY=skip`).", ""]
+    run = None if os.environ.get("PHYSNODE_GALLERY") == "skip" else _run(example)
+    if run is None:
+        lines += ["!!! warning \"Not run\"", "    This build did not run the example "
+                  "(`PHYSNODE_GALLERY=skip`, or `cached` without a cached run).", ""]
     else:
-        run = _run(example)
         figures = sorted((run["folder"] / "out").rglob("*.png"))
         # The run wrote into the cache; the page shows OUT, the reader's --out.
-        printed = run["stdout"].rstrip().replace(str(run["folder"] / "out"), "OUT")
+        printed = re.sub(rf"\S*{re.escape(example.stem)}-[0-9a-f]{{16}}/out", "OUT",
+                         run["stdout"].rstrip())
         lines += [RAN, "## Output", "",
-                  f"`python examples/{example.name} --quick --out OUT` ran in "
-                  f"{run['seconds']:.0f} s when this site was built and printed:", "",
+                  f"`python examples/{example.name} --quick --out OUT` took "
+                  f"{run['seconds']:.0f} s on the machine that built this site and printed:",
+                  "",
                   "```text", printed or "(nothing)", "```", ""]
         if figures:
             lines += ["## Figures", ""]

@@ -113,7 +113,7 @@ def test_site_builds_strictly_with_every_example_run(tmp_path):
     # every example page ran, with its output (and its figures, where it writes any)
     for example in sorted((ROOT / "examples").glob("*.py")):
         page = (site / "examples" / example.stem / "index.html").read_text()
-        assert "<!-- example ran -->" in page and "ran in" in page, example.name
+        assert "<!-- example ran -->" in page and " took " in page, example.name
         for image in re.findall(r'<img[^>]* src="([^"]+)"', page):
             assert (site / "examples" / example.stem / image).is_file(), (example, image)
     # the benchmarks page is RESULTS.md as it stands
