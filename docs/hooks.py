@@ -194,8 +194,8 @@ def _example_page(example: Path):
 def _gallery_index(pages: list) -> str:
     lines = ["# Examples", "",
              "Every script in `examples/` is readable top to bottom and runs with `--quick`. "
-             "The pages below were made by running each with `--quick` when the site was "
-             "built: what it printed and the figures it wrote.", ""]
+             "The pages below were made by running each with `--quick` on the code this site "
+             "was built from: what it printed and the figures it wrote.", ""]
     for stem in pages:
         doc = ast.get_docstring(ast.parse((EXAMPLES / f"{stem}.py").read_text())) or ""
         lines.append(f"- [{stem}.py]({stem}.md): {doc.splitlines()[0] if doc else ''}")
