@@ -85,6 +85,7 @@ def _fit(args) -> None:
         return
     settings = {k: v for k, v in vars(args).items() if k not in ("run", "debug", "command")}
     save_run(out, model, data, result.history, settings)
+    page = _fit_report(out, model, data, result.history, settings)
     best = result.history[result.best_epoch - 1]
     print(f"fitted {type(model).__name__} on {len(data)} trajectories from {args.data}: "
           f"train loss {best['train_loss']:.3g}, validation loss "
@@ -92,9 +93,31 @@ def _fit(args) -> None:
           f" (epoch {result.best_epoch})")
     print(f"wrote run {out} (model.pt, data.npz, fit.json, checkpoint.pt)"
           + (f"; trained on {group.size} ranks" if group is not None else ""))
+    print(f"wrote {page}")
+
+
+def _fit_report(out: Path, model, data, history, settings) -> Path:
+    """``report.html`` of a fit: data, loss history, fitted against observed, fit quality."""
+    from .analysis import html, plot_fit, plot_history
+    from .discovery import fit_quality
+
+    name = type(model).__name__
+    sections = [html.data_section(data),
+                html.history_section(history, plot_history(history, out / "history.png")),
+                html.Section("Fitted against observed",
+                             [html.Figure(plot_fit({name: model}, data, out / "fit.png"),
+                                          "The first trajectory's observations (dots) and "
+                                          "the model's rollout from its first observed "
+                                          "state")]),
+                html.quality_section(fit_quality(model, data)),
+                html.settings_section(settings)]
+    return html.write_html(out / "report.html", f"physnode fit: {name} on {settings['data']}",
+                           sections)
 
 
 def _discover(args) -> None:
+    import sympy
+
     from .discovery import discover, hamiltonian, lagrangian, round_floats
     from .runs import load_run
 
@@ -104,14 +127,22 @@ def _discover(args) -> None:
     print(equations)
     print(f"LaTeX:\n{equations.to_latex()}")
     energy = {"hamiltonian": hamiltonian, "lagrangian": lagrangian}
+    learned = {}
     for attribute, function in energy.items():
         if hasattr(model, attribute):
-            print(f"learned {attribute}: {round_floats(function(model, data=data), 4)}")
+            found = function(model, data=data)
+            print(f"learned {attribute}: {round_floats(found, 4)}")
+            learned[attribute] = (found.to_latex(digits=4) if hasattr(found, "to_latex")
+                                  else f"H = {sympy.latex(round_floats(found, 4))}")
     print(f"wrote {write_text_atomic(args.out, equations.to_json())}")
+    settings = {k: v for k, v in vars(args).items() if k not in ("run", "debug", "command")}
+    page = equations.to_html(Path(args.out).with_suffix(".html"), data=data, energies=learned,
+                             title=f"physnode discover: {args.run_dir}", settings=settings)
+    print(f"wrote {page}")
 
 
 def _compare(args) -> None:
-    from .analysis import compare_energy, plot_fit
+    from .analysis import compare_energy, html, plot_fit
     from .runs import load_run
 
     models, data = {}, None
@@ -126,8 +157,11 @@ def _compare(args) -> None:
     out.mkdir(parents=True, exist_ok=True)
     figures = report.plot(out / "energy.png") + [plot_fit(models, data, out / "fit.png")]
     markdown = write_text_atomic(out / "report.md", report.to_markdown() + "\n")
+    settings = {k: v for k, v in vars(args).items() if k not in ("run", "debug", "command")}
+    page = report.to_html(out / "report.html", figures=figures, sections=[html.data_section(data)],
+                          title="physnode compare: " + ", ".join(models), settings=settings)
     print(report.to_markdown())
-    for path in [markdown, *figures]:
+    for path in [markdown, page, *figures]:
         print(f"wrote {path}")
 
 

@@ -29,7 +29,8 @@ NOISE = 0.05
 def run_demo(out="physnode-demo", quick: bool = False, progress: bool = True,
              echo=print) -> dict:
     """Run the whole pipeline, write everything under ``out`` and return the main results:
-    ``{"equations", "hamiltonian", "comparison", "report", "figures"}``."""
+    ``{"equations", "hamiltonian", "comparison", "report", "html", "figures"}`` (``report``
+    the markdown report's path, ``html`` the self-contained ``report.html``'s)."""
     settings = QUICK if quick else FULL
     out = Path(out)
     start = time.perf_counter()
@@ -42,11 +43,13 @@ def run_demo(out="physnode-demo", quick: bool = False, progress: bool = True,
          f"trajectories -> {data_path}")
 
     models = {"HNN": HNN(dof=1), "NeuralODE": NeuralODE(dim=2)}
+    histories = {}
     echo("2/5 fitting an HNN and a NeuralODE with fit's defaults (derivative matching, then "
          "rollouts, each until converged)")
     for name, model in models.items():
         torch.manual_seed(0)
         result = fit(model, data, progress=progress)
+        histories[name] = result.history
         run = save_run(out / name.lower(), model, data, result.history, {"model": name})
         stages = ", ".join(f"{stage} {sum(h['stage'] == stage for h in result.history)}"
                            for stage in result.stages)
@@ -78,12 +81,15 @@ def run_demo(out="physnode-demo", quick: bool = False, progress: bool = True,
     figures = comparison.plot(out / "energy.png") + [plot_fit(models, data, out / "fit.png")]
     report = _write_report(out / "report.md", comparison, equations, energy, baselines,
                            figures)
+    page = _write_html(out / "report.html", data, histories, equations, energy, baselines,
+                       comparison, figures, {"quick": quick, "noise": NOISE, **settings,
+                                             "dt": 0.1})
     echo(_indent(comparison.to_markdown()))
-    for path in [report, out / "equations.json", *figures]:
+    for path in [report, page, out / "equations.json", *figures]:
         echo(f"    wrote {path}")
     echo(f"done in {time.perf_counter() - start:.0f} s")
     return {"equations": equations, "hamiltonian": energy, "comparison": comparison,
-            "report": report, "figures": figures}
+            "report": report, "html": page, "figures": figures}
 
 
 def _indent(text: str) -> str:
@@ -108,3 +114,47 @@ def _write_report(path, comparison, equations, energy, baselines, figures) -> Pa
              "## Energy drift", "", comparison.to_markdown(), ""]
     lines += [f"![{Path(f).stem}]({Path(f).name})" for f in figures]
     return write_text_atomic(path, "\n".join(lines) + "\n")
+
+
+def _write_html(path, data, histories, equations, energy, baselines, comparison, figures,
+                settings) -> Path:
+    """The demo's self-contained ``report.html``: results first (equations, energy, drift),
+    then the fit, the data, the training and the settings."""
+    import sympy
+
+    from .analysis.html import (
+        Figure,
+        Section,
+        Text,
+        data_section,
+        energy_section,
+        equations_section,
+        history_section,
+        quality_section,
+        settings_section,
+        write_html,
+    )
+    from .analysis.plots import plot_history
+
+    fitted = [f for f in figures if Path(f).name == "fit.png"]
+    sections = [
+        equations_section(equations, {"energy (Hamiltonian)":
+                                      f"H = {sympy.latex(round_floats(energy, 4))}"},
+                          title="Discovered equations (HNN → regenerated data → SINDy)"),
+        Section("Against the truth and the baselines",
+                [Text(r"Truth: $\dot{q} = p$, $\dot{p} = -9.81 \sin q$, "
+                      r"$H = p^2/2 - 9.81 \cos q$ + const.")]
+                + [Text(f"{name}: {_summary(check)}.") for name, check in baselines.items()]),
+        quality_section(equations.fit_quality, title="Fit quality (HNN)"),
+        energy_section(comparison, [f for f in figures if f not in fitted],
+                       title=f"Energy drift over t = {settings['t_end']:g}"),
+        Section("Fitted against observed",
+                [Text("The first trajectory's observations (dots) and each model's rollout "
+                      "from its first observed state.")]
+                + [Figure(f, "Fitted against observed") for f in fitted]),
+        data_section(data)]
+    for name, history in histories.items():
+        loss = plot_history(history, Path(path).with_name(f"history_{name.lower()}.png"))
+        sections.append(history_section(history, loss, title=f"Training: {name}"))
+    sections.append(settings_section(settings))
+    return write_html(path, "physnode demo: noisy pendulum", sections)

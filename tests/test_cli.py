@@ -8,6 +8,8 @@ import pytest
 
 import physnode as pn
 
+from .analysis.html_check import check_report
+
 
 def physnode(*args, cwd=None):
     return subprocess.run([sys.executable, "-m", "physnode.cli", *map(str, args)], cwd=cwd,
@@ -19,12 +21,16 @@ def test_demo_quick_prints_equations_and_writes_figures(tmp_path):
     assert result.returncode == 0, result.stderr
     assert "dp/dt = " in result.stdout and "sin(q)" in result.stdout
     assert "exact support: True" in result.stdout
-    for name in ("energy.png", "energy_phase.png", "fit.png", "report.md", "equations.json",
-                 "hnn/model.pt", "neuralode/model.pt", "pendulum.csv"):
+    for name in ("energy.png", "energy_phase.png", "fit.png", "report.md", "report.html",
+                 "equations.json", "hnn/model.pt", "neuralode/model.pt", "pendulum.csv"):
         assert (tmp_path / "demo" / name).is_file(), name
         assert f"demo/{name}" in result.stdout or "/" in name or name == "pendulum.csv"
     found = pn.discovery.Equations.from_json((tmp_path / "demo" / "equations.json").read_text())
     assert found.compare(pn.systems.Pendulum())["exact_support"]
+    page = check_report(tmp_path / "demo" / "report.html")
+    # data (2), two fits' stages, fit quality, drift, settings, versions; every figure inside
+    assert page.tables == 9 and len(page.images) == 5
+    assert any("\\sin" in m for m in page.math) and any(m.startswith("H = ") for m in page.math)
 
 
 def test_fit_discover_compare_round_trip(tmp_path):
@@ -35,10 +41,16 @@ def test_fit_discover_compare_round_trip(tmp_path):
                       "--epochs", 300, "--hidden", 32)
     assert fitted.returncode == 0, fitted.stderr
     assert "wrote run" in fitted.stdout
+    assert f"wrote {tmp_path / 'run' / 'report.html'}" in fitted.stdout
+    page = check_report(tmp_path / "run" / "report.html")
+    assert page.tables == 6 and len(page.images) == 2     # loss history, fitted vs observed
     found = physnode("discover", tmp_path / "run", "--out", tmp_path / "eqs.json",
                      "--library", "poly", "--degree", 2)
     assert found.returncode == 0, found.stderr
     assert "learned hamiltonian" in found.stdout
+    assert f"wrote {tmp_path / 'eqs.html'}" in found.stdout
+    page = check_report(tmp_path / "eqs.html")
+    assert any("\\dot{p}" in m for m in page.math) and any("H = " in m for m in page.math)
     equations = json.loads((tmp_path / "eqs.json").read_text())
     assert equations["state"] == ["q", "p"]
     compared = physnode("compare", tmp_path / "run", "--out", tmp_path / "report",
@@ -47,6 +59,9 @@ def test_fit_discover_compare_round_trip(tmp_path):
     assert "| run (HNN) | yoshida4 |" not in compared.stdout   # general HNN: Gauss-Legendre
     assert "| run (HNN) | gauss_legendre4 |" in compared.stdout
     assert (tmp_path / "report" / "energy.png").is_file()
+    assert f"wrote {tmp_path / 'report' / 'report.html'}" in compared.stdout
+    page = check_report(tmp_path / "report" / "report.html")
+    assert page.tables == 5 and len(page.images) == 3
 
 
 @pytest.mark.parametrize("args,message", [

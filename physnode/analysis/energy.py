@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import torch
 
@@ -70,6 +71,23 @@ class EnergyReport:
         returns the paths written."""
         from .plots import plot_energy_errors, plot_phase_portraits
         return [plot_energy_errors(self, path), plot_phase_portraits(self, path)]
+
+    def to_html(self, path, figures=None, sections=(), title: str = "Energy drift",
+                settings: dict | None = None):
+        """Write a self-contained HTML report (:func:`~physnode.analysis.write_html`): the
+        table, the figures embedded (``figures``, PNG paths; by default those of
+        :meth:`plot`, drawn in a temporary directory), any extra ``sections`` before them,
+        and the settings and versions. Returns the path written."""
+        import tempfile
+
+        from .html import energy_section, settings_section, write_html
+
+        with tempfile.TemporaryDirectory() as tmp:
+            if figures is None:
+                figures = self.plot(Path(tmp) / "energy.png")
+            body = [*sections, energy_section(self, figures),
+                    settings_section(settings or {})]
+            return write_html(path, title, body)
 
 
 def _cell(value, band=None):

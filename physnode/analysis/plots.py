@@ -135,3 +135,31 @@ def plot_density(model, path, box, samples: torch.Tensor | None = None,
         axis.set_xlabel(names[0])
     axes[0, 0].set_ylabel(names[1])
     return _save(fig, path)
+
+
+def plot_history(history: list, path) -> Path:
+    """Training and validation loss per epoch (log scale) of a fit's ``history``
+    (:attr:`physnode.training.FitResult.history`), a dashed line where each stage after the
+    first starts. Returns the path of the PNG."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7, 3.5))
+    epochs = [h["epoch"] for h in history]
+    ax.plot(epochs, [h["train_loss"] for h in history], lw=1.2, label="train")
+    val = [(h["epoch"], h["val_loss"]) for h in history if h.get("val_loss") is not None]
+    if val:
+        ax.plot(*zip(*val), lw=1.2, label="validation")
+    for before, h in zip(history, history[1:]):
+        if h["stage"] != before["stage"]:
+            ax.axvline(h["epoch"] - 0.5, color="k", ls="--", lw=1)
+            ax.annotate(f" {h['stage']}", (h["epoch"], 1), xycoords=("data", "axes fraction"),
+                        va="top", fontsize=9)
+    if history:
+        ax.annotate(f" {history[0]['stage']}", (epochs[0], 1),
+                    xycoords=("data", "axes fraction"), va="top", fontsize=9)
+    ax.set_yscale("log")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("loss (each stage its own)")
+    ax.set_title("Loss history")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(loc="lower left")
+    return _save(fig, path)

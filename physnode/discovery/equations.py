@@ -193,6 +193,19 @@ class Equations:
             lines.append(f"{lhs} &= {sympy.latex(e)}")
         return " \\\\\n".join(lines)
 
+    def to_html(self, path, data=None, energies: dict | None = None,
+                title: str = "Discovered equations", settings: dict | None = None):
+        """Write a self-contained HTML report (:func:`physnode.analysis.write_html`): the
+        observations (``data``, when given), the fit quality, the equations as mathematics,
+        learned ``energies`` (``{name: LaTeX}``), the settings and versions. Returns the path
+        written, as ``physnode discover`` does beside its JSON."""
+        from ..analysis import html
+
+        sections = ([html.data_section(data)] if data is not None else []) + [
+            html.quality_section(self.fit_quality), html.equations_section(self, energies),
+            html.settings_section(settings or {})]
+        return html.write_html(path, title, sections)
+
     def to_json(self) -> str:
         """Exact, code-free JSON (see :meth:`from_json`)."""
         payload = {"format": FORMAT, "method": self.method, "second_order": self.second_order,

@@ -46,6 +46,8 @@ METHODS: dict[str, type[Integrator]] = {cls.name: cls for cls in (
     GaussLegendre6,
     BackwardEuler, RadauIIA5, RadauIIA9, Kvaerno5,
 )}
+"""Every integrator class by its string name (``"rk4"``, ``"radau5"``, ...): what
+``method="..."`` in :func:`physnode.solve` resolves to."""
 
 __all__ = ["Integrator", "FixedStepIntegrator", "AdaptiveIntegrator", "Attempt",
            "SampleState", "Field", "Tolerance", "ButcherTableau", "StepSizeController",

@@ -12,6 +12,7 @@ from .neural_ode import NeuralODE, SecondOrderNeuralODE
 
 MODELS = {cls.__name__: cls for cls in (NeuralODE, SecondOrderNeuralODE, HNN, LNN, CNF,
                                         LatentODE)}
+"""The model classes by class name, as :func:`load` finds them in a saved file."""
 
 __all__ = ["PhysicsModel", "NeuralODE", "SecondOrderNeuralODE", "HNN", "LNN", "load", "MODELS",
            "UnitMass", "DiagonalMass", "ConfigurationMass", "ConstantDamping",

@@ -123,6 +123,8 @@ def cases(config: dict) -> list[Case]:
     value that is a list is one value of a list field, such as ``t_span``, when given as a
     list of lists). ``{"cases": [{...}, ...]}`` lists cases explicitly instead.
 
+    Examples
+    --------
     >>> [c.system for c in cases({"grid": {"system": ["pendulum", "massspring"], "seed": [0, 1]}})]
     ['pendulum', 'pendulum', 'massspring', 'massspring']
     """

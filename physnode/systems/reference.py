@@ -762,5 +762,7 @@ class CoupledSprings(ReferenceSystem):
 REFERENCE_SYSTEMS = {cls.__name__.lower(): cls for cls in (
     Pendulum, MassSpring, Duffing, DoublePendulum, Kepler, HenonHeiles, VanDerPol, Robertson,
     HIRES, Oregonator, Brusselator, LotkaVolterra, Lorenz, CoupledSprings)}
+"""Every reference system class by its lower-case name (``"pendulum"``, ...), as the
+``physnode simulate`` command and sweep configurations name them."""
 
 __all__ = [cls.__name__ for cls in REFERENCE_SYSTEMS.values()] + ["REFERENCE_SYSTEMS"]
