@@ -12,6 +12,7 @@ no request when it is opened. The builders below (:func:`data_section`,
 from __future__ import annotations
 
 import base64
+import functools
 import html
 import platform
 import re
@@ -103,8 +104,7 @@ def write_html(path, title: str, sections: list) -> Path:
         body += [_block(block) for block in section.blocks]
         body.append("</section>")
     page = _PAGE.format(title=html.escape(title), css=_STYLE + _katex_css(),
-                        katex=(KATEX / "katex.min.js").read_text(encoding="utf-8"),
-                        body="\n".join(body))
+                        katex=_katex_js(), body="\n".join(body))
     return write_text_atomic(path, page)
 
 
@@ -166,8 +166,16 @@ def _table(table: Table) -> str:
             + "\n</tbody></table>")
 
 
+@functools.cache
+def _katex_js() -> str:
+    """KaTeX's script (read once per process)."""
+    return (KATEX / "katex.min.js").read_text(encoding="utf-8")
+
+
+@functools.cache
 def _katex_css() -> str:
-    """KaTeX's stylesheet with every font as a woff2 ``data:`` URI (the only format bundled)."""
+    """KaTeX's stylesheet with every font as a woff2 ``data:`` URI (the only format bundled),
+    built once per process."""
     css = (KATEX / "katex.min.css").read_text(encoding="utf-8")
 
     def font(match):

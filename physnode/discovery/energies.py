@@ -211,10 +211,10 @@ def _check_definite(found, q: np.ndarray) -> None:
     eigenvalue at some of the sampled configurations ``q`` (rows): the model's friction is
     positive semi-definite by construction, but a sparse regression of ``R`` is not
     constrained to be, and such an ``R`` feeds energy in where ``D`` is indefinite."""
-    matrix = sympy.lambdify(found.positions, found.damping_matrix(), "numpy")
-    dof = len(found.positions)
-    values = np.stack([np.broadcast_to(np.asarray(matrix(*row), float), (dof, dof))
-                       for row in q])
+    damping, n = found.damping_matrix(), len(q)
+    values = np.stack([np.stack([np.broadcast_to(np.asarray(
+        sympy.lambdify(found.positions, entry, "numpy")(*q.T), float), (n,))
+        for entry in row], -1) for row in damping.tolist()], -2)     # (n, dof, dof)
     eigenvalues = np.linalg.eigvalsh(values)
     top = float(np.abs(eigenvalues).max())
     negative = eigenvalues[:, 0] < -1e-9 * top

@@ -400,6 +400,7 @@ class PendulumWithAngleFriction:
     dof, dissipative, angles = 1, True, (0,)
     state_names = ("q", "qdot")
     friction = type("Friction", (), {"varies": True})()
+    variation = 0.5                      # D(q) = 0.4 (1 + variation · cos q)
 
     @staticmethod
     def lagrangian(y):
@@ -407,7 +408,7 @@ class PendulumWithAngleFriction:
 
     def __call__(self, t, y):
         q, qdot = y[..., :1], y[..., 1:]
-        force = -0.4 * (1 + 0.5 * torch.cos(q)) * qdot
+        force = -0.4 * (1 + self.variation * torch.cos(q)) * qdot
         return torch.cat([qdot, euler_lagrange_acceleration(self.lagrangian, y, 1,
                                                            extra_force=force)], -1)
 
@@ -494,11 +495,7 @@ class PendulumWithEnergySource(PendulumWithAngleFriction):
     """The angle-dependent friction ``0.4 (1 + 1.5 cos q) q̇``: negative, an energy source,
     where ``cos q < −2/3``."""
 
-    def __call__(self, t, y):
-        q, qdot = y[..., :1], y[..., 1:]
-        force = -0.4 * (1 + 1.5 * torch.cos(q)) * qdot
-        return torch.cat([qdot, euler_lagrange_acceleration(self.lagrangian, y, 1,
-                                                           extra_force=force)], -1)
+    variation = 1.5
 
 
 def test_an_indefinite_configuration_dependent_rayleigh_function_is_reported():
