@@ -20,7 +20,8 @@ def regenerate(model, data: Trajectories | None = None, *, n_points: int | None 
     """Clean data from a trained model, with exact derivatives ``dy = model(t, y)``.
 
     With ``data``: from each trajectory's first observed state (positions-only data: the
-    first positions, smoothed, with velocities estimated from them), the model is rolled out
+    first positions, smoothed, with velocities estimated from them; the velocities are
+    named after the data's positions, ``x`` → ``xdot``), the model is rolled out
     over that trajectory's time span on a regular grid of ``n_points`` (default: four times
     the observed samples, at least 200; an autonomous model runs all trajectories in one
     batch on the finest of these spacings) with ``method`` (default: the model's
@@ -66,10 +67,19 @@ def regenerate(model, data: Trajectories | None = None, *, n_points: int | None 
         rolled = [Trajectory(*parts) for parts in
                   _rollouts(model, data, n_points, method, substeps, place, only_positions)]
         if only_positions:
-            return Trajectories(rolled, names, angles=declared_angles(data, model))
+            return Trajectories(rolled, velocity_names_of(data.state_names, names),
+                                angles=declared_angles(data, model))
         return data.with_trajectories(rolled)
     return Trajectories(_state_samples(model, names, box, n_samples, seed, place), names,
                         angles=declared_angles(model=model))
+
+
+def velocity_names_of(positions: tuple, fallback: tuple) -> tuple:
+    """The state names of positions-only data completed with velocities: each position's
+    name followed by ``dot`` (``theta`` → ``thetadot``, which SymPy prints as a dotted
+    symbol), or ``fallback`` (the model's names) when those would collide."""
+    names = tuple(positions) + tuple(f"{name}dot" for name in positions)
+    return names if len(set(names)) == len(names) else fallback
 
 
 def _rollouts(model, data, n_points, method, substeps, place, only_positions=False):

@@ -324,19 +324,29 @@ def test_positions_only_data_run_the_default_stages_and_discovery():
     pendulum = pn.systems.Pendulum()
     data = pn.data.simulate(pendulum, n_trajectories=4, t_span=(0, 4), n_points=40, seed=0)
     positions = pn.data.Trajectories(
-        [pn.data.Trajectory(tr.t, tr.y[:, :1]) for tr in data], ("q",), angles=(0,))
+        [pn.data.Trajectory(tr.t, tr.y[:, :1]) for tr in data], ("theta",), angles=(0,))
     torch.manual_seed(0)
     hnn = pn.models.HNN(dof=1, hidden=16, coordinates="velocity", angles=(0,))
     result = pn.fit(hnn, positions, epochs=30, progress=False)
     assert result.stages == ["derivative", "rollout"]
     clean = pn.discovery.regenerate(hnn, positions, n_points=50)
-    assert clean.state_names == ("q", "qdot") and clean.angles == (0,)
+    # The velocities are named after the data's positions, not the model's q.
+    assert clean.state_names == ("theta", "thetadot") and clean.angles == (0,)
     assert clean[0].y.shape == (50, 2) and clean.has_derivatives
     # The rollout starts at the smoothed first position with its estimated velocity.
     torch.testing.assert_close(clean[0].y[0, 0].double(), data[0].y[0, 0], atol=1e-3,
                                rtol=0)
     torch.testing.assert_close(clean[0].y[0, 1].double(), data[0].y[0, 1], atol=0.05,
                                rtol=0)
+
+
+def test_positions_only_velocities_fall_back_to_the_model_names_on_a_collision():
+    from physnode.discovery.regenerate import velocity_names_of
+
+    assert velocity_names_of(("x1", "x2"), ("q1", "q2", "qdot1", "qdot2")) == (
+        "x1", "x2", "x1dot", "x2dot")
+    assert velocity_names_of(("x", "xdot"), ("q1", "q2", "qdot1", "qdot2")) == (
+        "q1", "q2", "qdot1", "qdot2")
 
 
 def test_positions_only_learn_the_pendulum_field_within_five_percent():
