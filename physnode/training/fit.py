@@ -400,7 +400,10 @@ def _stages(loss, window, rollout_method, substeps, adjoint, data, model=None) -
                              f"{_LOSS_TYPES}, or a sequence of them; got {loss!r}")
         if "window" not in legacy and isinstance(data, Trajectories) and len(data):
             shortest = min(len(tr) for tr in data)
-            legacy["window"] = max(2, min(RolloutLoss.window, shortest))
+            width = getattr(model, "observed_dim", getattr(model, "dim", data.dim))
+            default = (RolloutLoss.positions_only_window
+                       if positions_only(model, data, width) else RolloutLoss.window)
+            legacy["window"] = max(2, min(default, shortest))
         rollout = RolloutLoss(**legacy)
         return {"auto": [DerivativeLoss(), rollout], "derivative": [DerivativeLoss()],
                 "rollout": [rollout]}[loss]

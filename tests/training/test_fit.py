@@ -340,6 +340,22 @@ def test_positions_only_data_run_the_default_stages_and_discovery():
                                rtol=0)
 
 
+def test_positions_only_data_default_to_longer_rollout_windows():
+    from physnode.training.fit import _stages
+
+    data = pn.data.simulate(pn.systems.Pendulum(), n_trajectories=2, n_points=30, seed=0)
+    positions = pn.data.Trajectories([pn.data.Trajectory(tr.t, tr.y[:, :1]) for tr in data],
+                                     ("q",))
+    hnn = pn.models.HNN(dof=1, hidden=4, coordinates="velocity")
+    assert _stages("auto", None, None, None, None, positions, hnn)[1].window == 12
+    assert _stages("auto", None, None, None, None, data, hnn)[1].window == 8
+    # Never longer than the shortest trajectory, and a given window is kept.
+    short = pn.data.Trajectories([pn.data.Trajectory(tr.t[:10], tr.y[:10, :1]) for tr in data],
+                                 ("q",))
+    assert _stages("auto", None, None, None, None, short, hnn)[1].window == 10
+    assert _stages("auto", 5, None, None, None, positions, hnn)[1].window == 5
+
+
 def test_positions_only_velocities_fall_back_to_the_model_names_on_a_collision():
     from physnode.discovery.regenerate import velocity_names_of
 
@@ -353,8 +369,8 @@ def test_positions_only_learn_the_pendulum_field_within_five_percent():
     # Positions alone, 1% noise, 8 irregular trajectories of 200 frames; fit's defaults.
     # Both halves of the field at clean states: dq/dt (learned by an HNN in velocity
     # coordinates, held to q̇ by the rollout's kinematic term) and the acceleration.
-    # Measured 2.2% and 1.9% (seeds 0 and 2: 0.8%/2.5%, 1.0%/1.5%; without the kinematic
-    # term 13.7% and 6.8% for seed 0).
+    # Measured 0.8% and 1.5% with 12-sample windows (2.2% and 1.9% with 8; seed 0 with 8
+    # and without the kinematic term 13.7% and 6.8%).
     pendulum = pn.systems.Pendulum()
     kwargs = dict(n_trajectories=8, t_span=(0, 10), n_points=200, irregular=True, seed=1)
     data = pn.data.simulate(pendulum, noise=0.01, **kwargs)
