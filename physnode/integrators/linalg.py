@@ -203,5 +203,13 @@ def shifted_lu(shift, J: torch.Tensor, sparsity: Sparsity | None = None,
     given and ``J`` is on the CPU, dense otherwise."""
     if sparsity is not None and J.device.type == "cpu":
         return sparsity.factor(shift, J, scale)
-    eye = torch.eye(J.shape[-1], dtype=J.dtype, device=J.device)
-    return DenseLU.factor(shift * eye - scale * J)
+    # shift·I − scale·J in two passes over the memory: −scale·J, then the diagonal.
+    dtype = torch.result_type(shift, J)
+    if isinstance(scale, torch.Tensor):
+        dtype = torch.promote_types(dtype, torch.result_type(scale, J))
+    shift = torch.as_tensor(shift, dtype=dtype, device=J.device)
+    shape = torch.broadcast_shapes(shift.shape, torch.as_tensor(scale).shape, J.shape)
+    M = torch.empty(shape, dtype=dtype, device=J.device)
+    M.copy_(J.expand(shape)).mul_(-scale)
+    M.diagonal(dim1=-2, dim2=-1).add_(shift[..., 0] if shift.ndim >= 2 else shift)
+    return DenseLU.factor(M)
