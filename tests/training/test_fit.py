@@ -369,8 +369,8 @@ def test_positions_only_learn_the_pendulum_field_within_five_percent():
     # Positions alone, 1% noise, 8 irregular trajectories of 200 frames; fit's defaults.
     # Both halves of the field at clean states: dq/dt (learned by an HNN in velocity
     # coordinates, held to q̇ by the rollout's kinematic term) and the acceleration.
-    # Measured 0.8% and 1.5% with 12-sample windows (2.2% and 1.9% with 8; seed 0 with 8
-    # and without the kinematic term 13.7% and 6.8%).
+    # Measured 1.0% and 2.6% with 12-sample windows (2.2% and 1.9% with 8; the benchmark's
+    # seed 0 with 8 and without the kinematic term 13.7% and 6.8%).
     pendulum = pn.systems.Pendulum()
     kwargs = dict(n_trajectories=8, t_span=(0, 10), n_points=200, irregular=True, seed=1)
     data = pn.data.simulate(pendulum, noise=0.01, **kwargs)
