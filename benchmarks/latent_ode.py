@@ -24,7 +24,8 @@ values before it. Errors are on values no model saw, against the noise-free sign
 The Latent ODE predicts from the mean of ``q(z0)``; the ODE-RNN and the RNN predict from their
 state evolved (or fed Δt) past the last observation.
 
-    python benchmarks/latent_ode.py [--quick] [--series 300] [--epochs 40] [--json FILE]
+    python benchmarks/latent_ode.py [--quick] [--series 300] [--epochs 40] [--kl-warmup N]
+                                    [--only periodic|spirals] [--json FILE]
 """
 
 from __future__ import annotations
@@ -168,7 +169,7 @@ def mse(prediction, truth, where):
     return rmse(prediction, truth, where) ** 2
 
 
-def run(name, make, n, epochs, tasks, seed=0):
+def run(name, make, n, epochs, tasks, seed=0, kl_warmup=0):
     t, clean, noisy, mask = make(n, seed)
     n_train = int(0.8 * n)
     tr, te = slice(0, n_train), slice(n_train, n)
@@ -181,7 +182,8 @@ def run(name, make, n, epochs, tasks, seed=0):
     model = pn.models.LatentODE(obs_dim, latent_dim, encoder_dim=25, hidden=64,
                                 noise=0.05).double()
     start = time.perf_counter()
-    fit = pn.fit(model, data, epochs=epochs, seed=seed, progress=False)
+    loss = pn.training.ELBOLoss(kl_warmup=kl_warmup) if kl_warmup else "auto"
+    fit = pn.fit(model, data, epochs=epochs, seed=seed, progress=False, loss=loss)
     results["Latent ODE"] = {"seconds": time.perf_counter() - start,
                              "epochs": len(fit.history)}
     print(f"{name}: Latent ODE trained in {results['Latent ODE']['seconds']:.0f} s", flush=True)
@@ -234,14 +236,17 @@ def main():
     parser.add_argument("--epochs", type=int, default=40, help="epochs of every model")
     parser.add_argument("--only", choices=("periodic", "spirals"), default=None)
     parser.add_argument("--json", default=None, help="write the figures to this file")
+    parser.add_argument("--kl-warmup", type=int, default=0,
+                        help="the Latent ODE's KL annealing epochs (ELBOLoss(kl_warmup=))")
     args = parser.parse_args()
     n, epochs = (30, 2) if args.quick else (args.series, args.epochs)
     out = {}
     if args.only in (None, "periodic"):
         out["periodic"] = run("toy periodic (Rubanova et al.)", periodic, n, epochs,
-                              periodic_tasks)
+                              periodic_tasks, kl_warmup=args.kl_warmup)
     if args.only in (None, "spirals"):
-        out["spirals"] = run("spirals (torchdiffeq)", spirals, n, epochs, spiral_tasks)
+        out["spirals"] = run("spirals (torchdiffeq)", spirals, n, epochs, spiral_tasks,
+                             kl_warmup=args.kl_warmup)
     if args.json:
         from physnode._atomic import atomic_path
         with atomic_path(args.json) as tmp, open(tmp, "w") as handle:
