@@ -79,6 +79,25 @@ def test_sparse_lu_solves_like_the_dense_one(dtype):
     torch.testing.assert_close(swapped.solve(b[[2, 1, 2]]), expected[[2, 1, 2]])
 
 
+@pytest.mark.parametrize("shift, scale", [
+    (2.0, 1.0), (torch.tensor(3.0, dtype=torch.float64), 0.5),
+    (torch.tensor([[[[2.0]]], [[[4.0]]], [[[5.0]]]], dtype=torch.float64),
+     torch.tensor([[[[0.5]]], [[[1.0]]], [[[2.0]]]], dtype=torch.float64)),
+    (torch.tensor([[[[2.0 + 1.0j]], [[3.0 - 2.0j]]]], dtype=torch.complex128), 1.0),
+])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_dense_shifted_lu_factors_exactly_shift_times_identity_minus_scale_times_j(
+        shift, scale, dtype):
+    """The dense Newton matrix ``shift·I − scale·J`` (built without an identity matrix) has
+    the dtype and broadcast shape of that expression and the same factors to the bit."""
+    J = torch.randn(3, 2, 6, 6, generator=torch.Generator().manual_seed(0)).to(dtype)
+    M = shift * torch.eye(6, dtype=dtype) - scale * J
+    lu = shifted_lu(shift, J, None, scale=scale)
+    assert lu.LU.dtype == M.dtype and lu.LU.shape == M.shape
+    LU, pivots = torch.linalg.lu_factor(M)
+    assert torch.equal(lu.LU, LU) and torch.equal(lu.pivots, pivots)
+
+
 @pytest.mark.parametrize("method", ["radau5", "radau9", "kvaerno5", "backward_euler"])
 def test_a_pattern_changes_the_linear_algebra_not_the_steps(method):
     """The Brusselator on 20 points, a batch of 3 initial states: the same per-sample step
