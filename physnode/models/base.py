@@ -31,13 +31,16 @@ def mlp(n_in: int, n_out: int, hidden: int, layers: int, activation: str) -> nn.
 # Activation, its slope d(activation)/dz (from z and the activation a) and its curvature
 # d²(activation)/dz² (from z, a and the slope), as plain functions for input derivatives
 # without module-call overhead.
+#: Per activation: the function, its slope ``(z, a)``, its curvature ``(z, a, s)`` (``a`` the
+#: value, ``s`` the slope), and whether those two need the value ``a``.
 _CLOSED_FORMS = {
-    nn.Tanh: (torch.tanh, lambda z, a: 1 - a * a, lambda z, a, s: -2 * a * s),
+    nn.Tanh: (torch.tanh, lambda z, a: 1 - a * a, lambda z, a, s: -2 * a * s, True),
     nn.Softplus: (softplus, lambda z, a: torch.sigmoid(z),
-                  lambda z, a, s: s * (1 - s)),
+                  lambda z, a, s: s * (1 - s), False),
     nn.SiLU: (nn.functional.silu,
               lambda z, a: torch.sigmoid(z) * (1 + z * (1 - torch.sigmoid(z))),
-              lambda z, a, s: (lambda g: g * (1 - g) * (2 + z * (1 - 2 * g)))(torch.sigmoid(z))),
+              lambda z, a, s: (lambda g: g * (1 - g) * (2 + z * (1 - 2 * g)))(torch.sigmoid(z)),
+              False),
 }
 
 
@@ -53,7 +56,7 @@ def mlp_input_gradient(net: nn.Sequential, x: torch.Tensor) -> torch.Tensor | No
         return None
     slopes, h = [], x
     for linear, activation in zip(linears[:-1], activations):
-        function, slope, _ = _CLOSED_FORMS[type(activation)]
+        function, slope, _, _ = _CLOSED_FORMS[type(activation)]
         z = nn.functional.linear(h, linear.weight, linear.bias)
         h = function(z)
         slopes.append(slope(z, h))
@@ -64,15 +67,11 @@ def mlp_input_gradient(net: nn.Sequential, x: torch.Tensor) -> torch.Tensor | No
 
 
 def _slope_and_curvature(activation: nn.Module, z: torch.Tensor, value: bool):
-    """``(activation(z) or None, slope, curvature)`` at ``z`` for a closed-form activation,
-    the value only when asked for (a network's last hidden layer does not need it). The same
-    formulas as ``_CLOSED_FORMS``; without a graph the products are formed in place."""
-    function, slope, curvature = _CLOSED_FORMS[type(activation)]
-    if type(activation) is nn.Softplus:           # slope and curvature without the value
-        s = torch.sigmoid(z)
-        c = (1 - s).mul_(s) if not torch.is_grad_enabled() else s * (1 - s)
-        return (function(z) if value else None), s, c
-    a = function(z)
+    """``(activation(z) or None, slope, curvature)`` at ``z`` for a closed-form activation;
+    the value is computed only when asked for (a network's last hidden layer does not need
+    it) or when the slope needs it."""
+    function, slope, curvature, uses_value = _CLOSED_FORMS[type(activation)]
+    a = function(z) if value or uses_value else None
     s = slope(z, a)
     return a, s, curvature(z, a, s)
 
@@ -127,7 +126,7 @@ def mlp_jvp(net: nn.Sequential, x: torch.Tensor, dx: torch.Tensor):
         return torch.func.jvp(net, (x,), (dx,))
     h, dh = x, dx
     for linear, activation in zip(linears[:-1], activations):
-        function, slope, _ = _CLOSED_FORMS[type(activation)]
+        function, slope, _, _ = _CLOSED_FORMS[type(activation)]
         z = nn.functional.linear(h, linear.weight, linear.bias)
         h = function(z)
         dh = slope(z, h) * (dh @ linear.weight.T)
