@@ -12,7 +12,7 @@ import torch
 from ..data import Trajectories
 from ..models.base import parameter_placement
 from ..training.derivatives import smooth
-from ..training.losses import RolloutLoss
+from ..training.losses import RolloutLoss, observed_width
 
 #: Noise below this fraction of a coordinate's spread counts as this much: errors that small
 #: do not mislead sparse regression.
@@ -105,7 +105,7 @@ def fit_quality(model, data: Trajectories, horizon: int = 8) -> FitQuality | Non
     """:class:`FitQuality` of ``model`` on ``data`` (None when no trajectory has ``horizon``
     samples)."""
     loss = RolloutLoss(window=horizon)
-    width = getattr(model, "observed_dim", getattr(model, "dim", data.dim))
+    width = observed_width(model, data.dim)
     batch = loss.batches(data, width, validation=True)
     if batch is None:
         return None

@@ -10,7 +10,7 @@ from .._validation import check_int
 from ..data import Trajectories, Trajectory
 from ..models.base import parameter_placement
 from ..training.derivatives import smooth
-from ..training.losses import explicit_integrator, positions_only
+from ..training.losses import explicit_integrator, observed_width, positions_only
 from .library import declared_angles
 
 
@@ -48,7 +48,7 @@ def regenerate(model, data: Trajectories | None = None, *, n_points: int | None 
     (2, torch.Size([50, 2]), True)
     """
     names = tuple(getattr(model, "state_names", ()))
-    width = getattr(model, "observed_dim", getattr(model, "dim", None))
+    width = observed_width(model, None)
     if width is None or not callable(model):
         raise TypeError(f"`model` must be a trained physnode model or a System; "
                         f"got {type(model).__name__}")

@@ -23,7 +23,15 @@ from ..models.base import DataScales, parameter_placement
 from ..models.ensemble import Ensemble
 from ..parallel.distributed import DataParallel, rank_device
 from .derivatives import estimate_derivatives
-from .losses import LOSSES, DensityLoss, DerivativeLoss, ELBOLoss, RolloutLoss, positions_only
+from .losses import (
+    LOSSES,
+    DensityLoss,
+    DerivativeLoss,
+    ELBOLoss,
+    RolloutLoss,
+    observed_width,
+    positions_only,
+)
 
 #: Halvings of the learning rate after which a stage has converged.
 HALVINGS = 5
@@ -171,7 +179,7 @@ def fit(model, data: Trajectories | torch.Tensor, *, loss="auto", epochs: int | 
     device = device if device is not None else rank_device(group)
     place = {"device": device if device is not None else place["device"],
              "dtype": dtype if dtype is not None else place["dtype"]}
-    model_width = getattr(model, "observed_dim", getattr(model, "dim", width))
+    model_width = observed_width(model, width)
     if hasattr(model, "adapt_data"):      # a model of whole series normalises itself
         model.adapt_data(train_data)
     else:
@@ -400,9 +408,9 @@ def _stages(loss, window, rollout_method, substeps, adjoint, data, model=None) -
                              f"{_LOSS_TYPES}, or a sequence of them; got {loss!r}")
         if "window" not in legacy and isinstance(data, Trajectories) and len(data):
             shortest = min(len(tr) for tr in data)
-            width = getattr(model, "observed_dim", getattr(model, "dim", data.dim))
             default = (RolloutLoss.positions_only_window
-                       if positions_only(model, data, width) else RolloutLoss.window)
+                       if positions_only(model, data, observed_width(model, data.dim))
+                       else RolloutLoss.window)
             legacy["window"] = max(2, min(default, shortest))
         rollout = RolloutLoss(**legacy)
         return {"auto": [DerivativeLoss(), rollout], "derivative": [DerivativeLoss()],
@@ -502,7 +510,7 @@ def _check_inputs(model, data, stages, epochs, lr, batch_size, val_fraction,
                         "physnode.data.Trajectories")
     if len(data) == 0:
         raise ValueError("`data` is empty; expected at least one trajectory")
-    expected = getattr(model, "observed_dim", getattr(model, "dim", data.dim))
+    expected = observed_width(model, data.dim)
     if data.dim != expected and not positions_only(model, data, expected):
         names = getattr(model, "state_names", ())[:expected]
         positions = (f" (or {expected // 2} positions)"

@@ -124,6 +124,12 @@ def kinematic_errors(model, y: torch.Tensor) -> torch.Tensor:
     return error if scale is None else error / scale[dof:]
 
 
+def observed_width(model, default):
+    """The states of the data a model is trained on: its ``observed_dim`` (a NeuralODE's when
+    augmented), else its ``dim``, else ``default``."""
+    return getattr(model, "observed_dim", getattr(model, "dim", default))
+
+
 def positions_only(model, data: Trajectories, width: int) -> bool:
     """Whether ``data`` holds only the positions of a model of ``width`` states
     ``concat(q, q̇)`` (velocities then estimated from the positions)."""
