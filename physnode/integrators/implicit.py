@@ -378,7 +378,12 @@ class AdaptiveImplicit(AdaptiveIntegrator):
         B, n = y.shape
         real = t.new_zeros                 # times, step sizes and norms are real
         false = torch.zeros(B, dtype=torch.bool, device=y.device)
-        lu = self._factorise(y.new_zeros(B, n, n), real(B, 1) + 1, field.sparsity)
+        # The first attempt refactors every sample (``recompute`` is set), so dense factors
+        # start as placeholders of the right kind and batch, of 1 × 1 matrices, instead of
+        # factors of n × n zeros; sparse ones are cheap and keep their kind.
+        sparse = field.sparsity is not None and y.device.type == "cpu"
+        lu = self._factorise(y.new_zeros(B, *(2 * (n if sparse else 1,))), real(B, 1) + 1,
+                             field.sparsity if sparse else None)
         return self.state_type(f0=f0.detach(), J=y.new_zeros(B, n, n), recompute=~false,
                                jac_current=false, rejected=~false, lu_h=real(B),
                                h_prev=real(B), error_prev=real(B), **lu, **self._kept(y))

@@ -210,6 +210,6 @@ def shifted_lu(shift, J: torch.Tensor, sparsity: Sparsity | None = None,
     shift = torch.as_tensor(shift, dtype=dtype, device=J.device)
     shape = torch.broadcast_shapes(shift.shape, torch.as_tensor(scale).shape, J.shape)
     M = torch.empty(shape, dtype=dtype, device=J.device)
-    M.copy_(J.expand(shape)).mul_(-scale)
+    torch.mul(J.expand(shape), -scale, out=M)
     M.diagonal(dim1=-2, dim2=-1).add_(shift[..., 0] if shift.ndim >= 2 else shift)
     return DenseLU.factor(M)
