@@ -161,6 +161,38 @@ def test_noise_and_fit_quality_do_not_change_with_whole_turns_of_an_unwrapped_an
     assert math.isclose(found.rollout_error, truth.rollout_error, rel_tol=0.05)
 
 
+class _PendulumInVelocities(torch.nn.Module):
+    """``q̈ = −w² sin q − c q̇`` in ``(q, q̇)``: a model of positions-only data."""
+
+    dof, dim = 1, 2
+
+    def __init__(self, w2, c):
+        super().__init__()
+        self.w2, self.c = w2, c
+
+    def forward(self, t, y):
+        q, v = y[..., 0], y[..., 1]
+        return torch.stack([v, -self.w2 * torch.sin(q) - self.c * v], -1)
+
+
+def test_fit_quality_of_positions_only_data_is_the_noise_for_the_exact_field():
+    # Velocities are not observed: each window starts from the velocity that best matches
+    # its positions. From the estimated velocities alone (8-sample windows) the exact field
+    # measured 3.1x the noise here and was flagged as untrusted.
+    pendulum = pn.systems.Pendulum(length=0.7, damping=0.05)
+    data = pn.data.simulate(pendulum, n_trajectories=4, t_span=(0, 20), n_points=300,
+                            noise=0.01, irregular=True, seed=3)
+    positions = pn.data.Trajectories([pn.data.Trajectory(tr.t, tr.y[:, :1]) for tr in data],
+                                     ("q",), angles=(0,))
+    w2, c = 9.81 / 0.7, 0.05 / 0.7 ** 2
+    exact = pn.discovery.fit_quality(_PendulumInVelocities(w2, c).double(), positions)
+    assert exact.horizon == 16 and exact.trusted
+    assert 0.8 < exact.ratio < 1.3, exact
+    # A field 20% off is still told apart (measured 16x the noise).
+    wrong = pn.discovery.fit_quality(_PendulumInVelocities(1.2 * w2, c).double(), positions)
+    assert not wrong.trusted and wrong.ratio > 5 * exact.ratio, wrong
+
+
 def test_ensembling_reports_inclusion_frequencies():
     found = pn.discover(clean(pn.systems.Pendulum()), ensemble=10)
     inclusion = found.inclusion[p]
