@@ -156,6 +156,9 @@ def _best_start_velocities(loss: RolloutLoss, model, batch, scale, steps: int = 
             moved[:, dof + j] += delta[j]
             columns.append((residuals(moved) - r) / delta[j])
         J = torch.stack(columns, -1)                                  # (B, (K−1)·dof, dof)
+        # A window whose rollout is not finite keeps its velocity (and its error shows).
+        usable = (torch.isfinite(J).all(-1).all(-1) & torch.isfinite(r).all(-1))[:, None]
+        J, r = torch.where(usable[..., None], J, 0.0), torch.where(usable, r, 0.0)
         step = torch.linalg.lstsq(J, -r.unsqueeze(-1)).solution[..., 0]
         start = torch.cat([start[:, :dof], start[:, dof:] + step], -1)
     return t, y, start

@@ -191,6 +191,9 @@ def test_fit_quality_of_positions_only_data_is_the_noise_for_the_exact_field():
     # A field 20% off is still told apart (measured 16x the noise).
     wrong = pn.discovery.fit_quality(_PendulumInVelocities(1.2 * w2, c).double(), positions)
     assert not wrong.trusted and wrong.ratio > 5 * exact.ratio, wrong
+    # A field whose rollouts overflow is measured (infinite), not an error.
+    exploding = pn.discovery.fit_quality(_PendulumInVelocities(w2, -3000.0).double(), positions)
+    assert not exploding.trusted and exploding.ratio == math.inf
 
 
 def test_ensembling_reports_inclusion_frequencies():
