@@ -59,17 +59,24 @@ def _fit(args) -> None:
         options["angles"] = tuple(args.angles)
     torch.manual_seed(args.seed)        # the initial weights follow --seed
     if args.model == "node":
+        if args.positions_only:
+            raise ValueError("--positions-only needs a model of positions and velocities "
+                             "(hnn, lnn or sonode); got --model node")
         model = NeuralODE(dim=data.dim, **options)
     else:
-        if data.dim % 2:
+        if data.dim % 2 and not args.positions_only:
             raise ValueError(f"{args.data}: an {args.model.upper()} needs an even number of "
                              f"state columns (q and p, or q and qdot); got {data.dim} "
-                             f"{data.state_names}")
+                             f"{data.state_names} (pass --positions-only if they are "
+                             f"positions alone)")
+        dof = data.dim if args.positions_only else data.dim // 2
         if args.model == "sonode":
-            model = SecondOrderNeuralODE(dof=data.dim // 2, **options)
+            model = SecondOrderNeuralODE(dof=dof, **options)
         else:
+            if args.model == "hnn" and args.positions_only:
+                options["coordinates"] = "velocity"    # velocities are what is estimated
             kind = HNN if args.model == "hnn" else LNN
-            model = kind(dof=data.dim // 2, dissipative=args.dissipative, **options)
+            model = kind(dof=dof, dissipative=args.dissipative, **options)
     dtype = {"float32": torch.float32, "float64": torch.float64}[args.dtype]
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -239,6 +246,9 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--loss", default="auto",
                      help="auto (derivative matching, then rollouts), derivative or rollout")
     fit.add_argument("--dissipative", action="store_true", help="learn a damping (hnn, lnn)")
+    fit.add_argument("--positions-only", action="store_true",
+                     help="the state columns are positions alone (hnn, lnn, sonode): their "
+                          "velocities are estimated, and an HNN works in velocity coordinates")
     fit.add_argument("--dtype", default="float32", choices=("float32", "float64"))
     fit.add_argument("--patience", type=int, default=None, help="early-stopping patience")
     fit.add_argument("--resume", action="store_true", help="continue from the checkpoint")

@@ -7,6 +7,7 @@ import sys
 import pytest
 
 import physnode as pn
+from physnode.runs import load_run
 
 from .analysis.html_check import check_report
 
@@ -64,6 +65,27 @@ def test_fit_discover_compare_round_trip(tmp_path):
     assert page.tables == 5 and len(page.images) == 3
 
 
+def test_fit_and_discover_positions_only_data(tmp_path):
+    # A table of angles alone: the run's model takes (theta, thetadot), its report rolls out
+    # from the smoothed first angle and its estimated velocity, and discovery names the
+    # velocity after the angle.
+    data = pn.data.simulate(pn.systems.Pendulum(), n_trajectories=6, t_span=(0, 6),
+                            n_points=80, noise=0.01, seed=0)
+    pn.data.Trajectories([pn.data.Trajectory(tr.t, tr.y[:, :1]) for tr in data],
+                         ("theta",)).save(tmp_path / "angles.csv")
+    fitted = physnode("fit", tmp_path / "angles.csv", "--model", "hnn", "--positions-only",
+                      "--angles", 0, "--out", tmp_path / "run", "--epochs", 60, "--hidden", 32)
+    assert fitted.returncode == 0, fitted.stderr
+    page = check_report(tmp_path / "run" / "report.html")
+    assert len(page.images) == 2
+    model, _, _ = load_run(tmp_path / "run")
+    assert model.dof == 1 and model.coordinates == "velocity"
+    found = physnode("discover", tmp_path / "run", "--out", tmp_path / "eqs.json")
+    assert found.returncode == 0, found.stderr
+    assert "learned hamiltonian" in found.stdout
+    assert json.loads((tmp_path / "eqs.json").read_text())["state"] == ["theta", "thetadot"]
+
+
 @pytest.mark.parametrize("args,message", [
     (["fit", "missing.csv", "--model", "hnn", "--out", "run"], "missing.csv"),
     (["fit", "DATA", "--model", "transformer", "--out", "run"],
@@ -73,13 +95,18 @@ def test_fit_discover_compare_round_trip(tmp_path):
     (["fit", "BAD", "--model", "hnn", "--out", "run"], "column"),
     (["fit", "DATA", "--model", "hnn", "--out", "run", "--angles", "1"],
      "`angles` entries must be indices of positions q, 0..0; got 1"),
+    (["fit", "DATA", "--model", "node", "--out", "run", "--positions-only"],
+     "--positions-only needs a model of positions and velocities (hnn, lnn or sonode); got "
+     "--model node"),
+    (["fit", "ODD", "--model", "lnn", "--out", "run"],
+     "(pass --positions-only if they are positions alone)"),
 ])
 def test_bad_input_exits_with_one_line_and_no_traceback(tmp_path, args, message):
     pn.data.simulate(pn.systems.MassSpring(), n_trajectories=2, n_points=5).save(
         tmp_path / "DATA.csv")
     (tmp_path / "BAD.csv").write_text("trajectory,t,q,p\n0,0.0,1.0,oops\n")
-    args = [a.replace("DATA", "DATA.csv").replace("BAD", "BAD.csv") if a in ("DATA", "BAD")
-            else a for a in args]
+    (tmp_path / "ODD.csv").write_text("trajectory,t,x\n0,0.0,1.0\n0,0.1,1.1\n0,0.2,1.3\n")
+    args = [f"{a}.csv" if a in ("DATA", "BAD", "ODD") else a for a in args]
     result = physnode(*args, cwd=tmp_path)
     assert result.returncode == 2
     assert "Traceback" not in result.stderr

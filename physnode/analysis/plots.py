@@ -77,8 +77,10 @@ def plot_phase_portraits(report, path) -> Path:
 def plot_fit(models: dict, data, path, trajectory: int = 0, method_dt: float | None = None,
              ) -> Path:
     """Observed samples of one trajectory (dots) and every model's rollout from its first
-    observed state (lines), one panel per state coordinate."""
+    observed state (lines; for positions-only data, the smoothed first positions and their
+    estimated velocities), one panel per observed coordinate."""
     from .._solve import solve
+    from ..discovery.regenerate import model_states
     from ..models.base import parameter_placement
 
     plt = _pyplot()
@@ -88,7 +90,7 @@ def plot_fit(models: dict, data, path, trajectory: int = 0, method_dt: float | N
     t = torch.linspace(float(tr.t[0]), float(tr.t[-1]), 400, dtype=torch.float64, device="cpu")
     for name, model in models.items():
         place = parameter_placement(model)
-        y0 = tr.y[0].to(**place)
+        y0 = model_states(model, data.with_trajectories([tr]))[0][0].to(**place)
         augment = getattr(model, "augment_state", None)
         y0 = augment(y0) if augment is not None else y0
         method = getattr(model, "default_integrator", "rk4")

@@ -22,7 +22,7 @@ from .equations import (
 )
 from .library import Library, declared_angles
 from .methods import Sindy, assemble
-from .regenerate import sample_states
+from .regenerate import model_states, sample_states
 from .sindy import sparse_regression
 
 LAGRANGIAN_FORMAT = "physnode.lagrangian/1"
@@ -87,10 +87,11 @@ def hamiltonian(model, library=None, *, data: Trajectories | None = None,
 
 def _states(model, names, data, box, n_samples, seed) -> torch.Tensor:
     """Where a learned scalar or motion is sampled: the states of ``data`` (where the model
-    was trained: its extrapolation to the corners of a box is poor), else ``n_samples``
-    drawn from ``box``, else the training states the model kept; on the model's device."""
+    was trained: its extrapolation to the corners of a box is poor; positions-only data
+    completed with estimated velocities, :func:`model_states`), else ``n_samples`` drawn
+    from ``box``, else the training states the model kept; on the model's device."""
     place = parameter_placement(model)
-    return (torch.cat([tr.y for tr in data]) if data is not None and box is None
+    return (torch.cat(model_states(model, data)) if data is not None and box is None
             else sample_states(model, names, box, n_samples, seed, place["dtype"])).to(**place)
 
 

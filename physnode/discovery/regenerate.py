@@ -65,7 +65,7 @@ def regenerate(model, data: Trajectories | None = None, *, n_points: int | None 
             raise ValueError(f"`data` has {data.dim} states {data.state_names} but the model "
                              f"has {width} {names}")
         rolled = [Trajectory(*parts) for parts in
-                  _rollouts(model, data, n_points, method, substeps, place, only_positions)]
+                  _rollouts(model, data, n_points, method, substeps, place)]
         if only_positions:
             return Trajectories(rolled, velocity_names_of(data.state_names, names),
                                 angles=declared_angles(data, model))
@@ -82,22 +82,30 @@ def velocity_names_of(positions: tuple, fallback: tuple) -> tuple:
     return names if len(set(names)) == len(names) else fallback
 
 
-def _rollouts(model, data, n_points, method, substeps, place, only_positions=False):
-    """Roll out from every trajectory's first state (for positions-only data, the smoothed
-    first positions and velocities estimated from them). An autonomous model runs the whole
-    batch in one solve on a shared relative-time grid (the finest of the requested ones); a
-    time-dependent one runs trajectory by trajectory on its own times."""
+def model_states(model, data: Trajectories) -> list[torch.Tensor]:
+    """Each trajectory's states in the model's coordinates, ``(n, width)`` float64: its
+    samples, or for positions-only data (a model of ``concat(q, q̇)`` and ``q`` observed)
+    the smoothed positions with the velocities estimated from them
+    (:func:`~physnode.training.derivatives.smooth`)."""
+    if not positions_only(model, data, observed_width(model, data.dim)):
+        return [tr.y.double() for tr in data]
+    fits = [smooth(tr.t.double(), tr.y.double()) for tr in data]
+    return [torch.cat([f.y, f.dy], -1) for f in fits]
+
+
+def _rollouts(model, data, n_points, method, substeps, place):
+    """Roll out from every trajectory's first state (:func:`model_states`: for
+    positions-only data, the smoothed first positions and velocities estimated from them).
+    An autonomous model runs the whole batch in one solve on a shared relative-time grid
+    (the finest of the requested ones); a time-dependent one runs trajectory by trajectory
+    on its own times."""
     counts = [n_points if n_points is not None else max(200, 4 * len(tr)) for tr in data]
     for n in counts:
         check_int("n_points", n, minimum=2)
     method = method or explicit_integrator(model)
     starts = torch.stack([tr.t[0] for tr in data]).to(**place)
     spans = torch.stack([tr.t[-1] - tr.t[0] for tr in data]).to(**place)
-    if only_positions:
-        fits = [smooth(tr.t.double(), tr.y.double()) for tr in data]
-        y0 = torch.stack([torch.cat([f.y[0], f.dy[0]]) for f in fits]).to(**place)
-    else:
-        y0 = torch.stack([tr.y[0] for tr in data]).to(**place)
+    y0 = torch.stack([y[0] for y in model_states(model, data)]).to(**place)
     augment = getattr(model, "augment_state", None)
     y0 = augment(y0) if augment is not None else y0
     if getattr(model, "time_dependent", False):
