@@ -84,6 +84,9 @@ def test_fit_and_discover_positions_only_data(tmp_path):
     assert found.returncode == 0, found.stderr
     assert "learned hamiltonian" in found.stdout
     assert json.loads((tmp_path / "eqs.json").read_text())["state"] == ["theta", "thetadot"]
+    compared = physnode("compare", tmp_path / "run", "--out", tmp_path / "report", "--t-end", 5)
+    assert compared.returncode == 0, compared.stderr
+    assert (tmp_path / "report" / "fit.png").is_file()
 
 
 @pytest.mark.parametrize("args,message", [

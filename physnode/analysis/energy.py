@@ -11,6 +11,7 @@ from .._solve import solve
 from .._validation import check_real
 from ..data import Trajectories
 from ..data.simulate import reference_solution
+from ..discovery.regenerate import model_states
 from ..models.base import parameter_placement
 from ..models.ensemble import Ensemble
 
@@ -143,7 +144,7 @@ def compare_energy(models: dict, system=None, data: Trajectories | None = None, 
         raise ValueError(f"`integrators` names models not in `models`: {sorted(unknown)}")
     if system is None and data is None:
         raise ValueError("pass `system` (the truth) or `data` (observations) to compare with")
-    y0 = _initial_states(y0, data)
+    y0 = _initial_states(y0, data, models)
     dtype = y0.dtype
     # The report lives on the CPU; each model rolls out on its own device (see _rollout).
     t = torch.arange(0.0, t_end + 0.5 * dt, dt, dtype=dtype, device="cpu")
@@ -208,11 +209,26 @@ def _median(measured):
     return row, torch.stack(rollouts).median(0).values, error, band
 
 
-def _initial_states(y0, data):
+def _one(model):
+    """An ensemble's first member (the members share their kind of states), else the model."""
+    return model.members[0] if isinstance(model, Ensemble) else model
+
+
+def _initial_states(y0, data, models):
+    """``y0`` as a ``(batch, dim)`` CPU tensor, or the first states of ``data`` in the
+    models' coordinates (positions-only data completed with estimated velocities)."""
     if y0 is None:
         if data is None:
             raise ValueError("pass `y0` or `data` to take initial states from")
-        return torch.stack([tr.y[0] for tr in data]).double().cpu()
+        starts = {name: torch.stack([y[0] for y in model_states(_one(model), data)])
+                  for name, model in models.items()}
+        widths = {name: y.shape[-1] for name, y in starts.items()}
+        if len(set(widths.values())) > 1:
+            raise ValueError(f"the models take states of different widths from `data` "
+                             f"({data.dim} states {data.state_names}): {widths}; compare "
+                             f"models of the same states, or pass `y0`")
+        return next(iter(starts.values())).cpu() if starts else torch.stack(
+            [tr.y[0] for tr in data]).double().cpu()
     y0 = torch.as_tensor(y0).detach().cpu()
     y0 = y0.double() if not y0.is_floating_point() else y0
     return y0.unsqueeze(0) if y0.ndim == 1 else y0
@@ -246,9 +262,9 @@ def _slope(t, values) -> float:
 
 def _data_rmse(model, data, method, dt, dtype) -> float:
     squares, count = 0.0, 0
-    for tr in data:
-        ys = _rollout(model, tr.y[0].to(dtype).unsqueeze(0), (tr.t - tr.t[0]).to(dtype),
-                      method, dt)[:, 0]
+    for tr, states in zip(data, model_states(model, data)):
+        ys = _rollout(model, states[:1].to(dtype), (tr.t - tr.t[0]).to(dtype),
+                      method, dt)[:, 0, :data.dim]
         squares += (ys - tr.y.to(dtype)).pow(2).sum().item()
         count += ys.numel()
     return (squares / count) ** 0.5

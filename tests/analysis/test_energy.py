@@ -61,6 +61,36 @@ def test_without_a_system_the_data_and_learned_energies_are_used():
     assert report.truth is None and report.rollouts["exact"].shape == (501, 3, 2)
 
 
+class _SpringInVelocities(torch.nn.Module):
+    """``q̈ = −q`` as a model of ``(q, q̇)`` with its energy."""
+
+    dof, dim = 1, 2
+
+    def forward(self, t, y):
+        return torch.stack([y[..., 1], -y[..., 0]], -1)
+
+    def energy(self, y):
+        return 0.5 * (y[..., 0] ** 2 + y[..., 1] ** 2)
+
+
+def test_positions_only_data_start_from_estimated_velocities():
+    data = pn.data.simulate(pn.systems.MassSpring(), n_trajectories=3, t_span=(0, 5),
+                            n_points=40, irregular=True, seed=0)
+    positions = pn.data.Trajectories([pn.data.Trajectory(tr.t, tr.y[:, :1]) for tr in data],
+                                     ("x",))
+    report = pn.compare_energy({"exact": _SpringInVelocities()}, data=positions, t_end=5.0,
+                               dt=0.01)
+    row = report.table[0]
+    assert report.rollouts["exact"].shape == (501, 3, 2)
+    assert row["max_rel_learned_energy_error"] < 1e-6
+    assert row["trajectory_rmse"] < 1e-3         # the start velocity's estimate, not zero
+    mixed = {"exact": _SpringInVelocities(), "node": pn.models.NeuralODE(dim=1, hidden=4)}
+    with pytest.raises(ValueError, match=r"^the models take states of different widths from "
+                                         r"`data` \(1 states \('x',\)\): \{'exact': 2, "
+                                         r"'node': 1\}"):
+        pn.compare_energy(mixed, data=positions, t_end=1.0)
+
+
 @pytest.mark.parametrize("kwargs,error,message", [
     ({"models": {}}, TypeError, r"^`models` must be a non-empty dict"),
     ({"integrators": {"other": "rk4"}}, ValueError,
