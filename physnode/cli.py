@@ -51,7 +51,12 @@ def _fit(args) -> None:
     if args.model not in MODEL_CHOICES:
         raise ValueError(f"unknown model {args.model!r}; choose one of "
                          f"{', '.join(MODEL_CHOICES)}")
-    data = pndata.load(args.data)
+    try:
+        data = pndata.load(args.data, columns=_columns(args.columns))
+    except ValueError as err:
+        if args.columns or "Pass `columns=`" not in str(err):
+            raise
+        raise ValueError(f"{err} (on the command line: --columns NAME=COLUMN ...)") from None
     # The models' own defaults unless given: the command line is not a second recipe.
     options = {k: v for k, v in (("hidden", args.hidden), ("layers", args.layers))
                if v is not None}
@@ -101,6 +106,21 @@ def _fit(args) -> None:
     print(f"wrote run {out} (model.pt, data.npz, fit.json, checkpoint.pt)"
           + (f"; trained on {group.size} ranks" if group is not None else ""))
     print(f"wrote {page}")
+
+
+def _columns(items):
+    """``--columns NAME=COLUMN ...`` as :func:`physnode.data.load`'s ``columns`` (a column
+    is a 0-based index or a header label), or None."""
+    if not items:
+        return None
+    columns = {}
+    for item in items:
+        name, sep, column = item.partition("=")
+        if not sep or not name or not column:
+            raise ValueError(f"--columns entries must be NAME=COLUMN (a 0-based index or a "
+                             f"header label); got {item!r}")
+        columns[name] = int(column) if column.isdigit() else column
+    return columns
 
 
 def _fit_report(out: Path, model, data, history, settings) -> Path:
@@ -245,6 +265,10 @@ def build_parser() -> argparse.ArgumentParser:
                      help="indices of the positions (or states, for node) that are angles")
     fit.add_argument("--loss", default="auto",
                      help="auto (derivative matching, then rollouts), derivative or rollout")
+    fit.add_argument("--columns", nargs="+", default=None, metavar="NAME=COLUMN",
+                     help="for a plain text table: which columns are t, trajectory and the "
+                          "states, each a 0-based index or a header label, e.g. trajectory=0 "
+                          "t=1 x=x v=v (see physnode.data.load)")
     fit.add_argument("--dissipative", action="store_true", help="learn a damping (hnn, lnn)")
     fit.add_argument("--positions-only", action="store_true",
                      help="the state columns are positions alone (hnn, lnn, sonode): their "

@@ -69,12 +69,16 @@ def test_fit_and_discover_positions_only_data(tmp_path):
     # A table of angles alone: the run's model takes (theta, thetadot), its report rolls out
     # from the smoothed first angle and its estimated velocity, and discovery names the
     # velocity after the angle.
+    # The table is a recording's plain text (trial, time, angle; a comment header naming the
+    # last column), its columns picked with --columns.
     data = pn.data.simulate(pn.systems.Pendulum(), n_trajectories=6, t_span=(0, 6),
                             n_points=80, noise=0.01, seed=0)
-    pn.data.Trajectories([pn.data.Trajectory(tr.t, tr.y[:, :1]) for tr in data],
-                         ("theta",)).save(tmp_path / "angles.csv")
-    fitted = physnode("fit", tmp_path / "angles.csv", "--model", "hnn", "--positions-only",
-                      "--angles", 0, "--out", tmp_path / "run", "--epochs", 60, "--hidden", 32)
+    rows = [f"{i} {t:.6f} {q:.6f}" for i, tr in enumerate(data)
+            for t, q in zip(tr.t.tolist(), tr.y[:, 0].tolist())]
+    (tmp_path / "angles.txt").write_text("% theta\n" + "\n".join(rows) + "\n")
+    fitted = physnode("fit", tmp_path / "angles.txt", "--columns", "trajectory=0", "t=1",
+                      "theta=theta", "--model", "hnn", "--positions-only", "--angles", 0,
+                      "--out", tmp_path / "run", "--epochs", 60, "--hidden", 32)
     assert fitted.returncode == 0, fitted.stderr
     page = check_report(tmp_path / "run" / "report.html")
     assert len(page.images) == 2
@@ -103,13 +107,21 @@ def test_fit_and_discover_positions_only_data(tmp_path):
      "--model node"),
     (["fit", "ODD", "--model", "lnn", "--out", "run"],
      "(pass --positions-only if they are positions alone)"),
+    (["fit", "TABLE", "--model", "hnn", "--out", "run"],
+     "which column is time? The file has 3 columns: 0, 1, 2 'x'. Pass `columns=` to name "
+     "them, e.g. columns={'trajectory': 0, 't': 1, 'x': 'x'} (on the command line: --columns "
+     "NAME=COLUMN ...)"),
+    (["fit", "TABLE", "--model", "hnn", "--out", "run", "--columns", "t=1", "x"],
+     "--columns entries must be NAME=COLUMN (a 0-based index or a header label); got 'x'"),
 ])
 def test_bad_input_exits_with_one_line_and_no_traceback(tmp_path, args, message):
     pn.data.simulate(pn.systems.MassSpring(), n_trajectories=2, n_points=5).save(
         tmp_path / "DATA.csv")
     (tmp_path / "BAD.csv").write_text("trajectory,t,q,p\n0,0.0,1.0,oops\n")
     (tmp_path / "ODD.csv").write_text("trajectory,t,x\n0,0.0,1.0\n0,0.1,1.1\n0,0.2,1.3\n")
-    args = [f"{a}.csv" if a in ("DATA", "BAD", "ODD") else a for a in args]
+    (tmp_path / "TABLE.txt").write_text("% x\n0 0.0 1.0\n0 0.1 1.1\n0 0.2 1.3\n")
+    args = [f"{a}.csv" if a in ("DATA", "BAD", "ODD") else "TABLE.txt" if a == "TABLE" else a
+            for a in args]
     result = physnode(*args, cwd=tmp_path)
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
