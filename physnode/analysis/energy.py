@@ -117,7 +117,8 @@ def compare_energy(models: dict, system=None, data: Trajectories | None = None, 
         (scipy DOP853 at rtol 1e-10, as in :func:`physnode.data.simulate`) is the reference
         for ``trajectory_rmse``.
     data : Trajectories, optional
-        Initial states when ``y0`` is not given; without a ``system``, the observed states
+        Initial states when ``y0`` is not given (positions-only data: the smoothed first
+        positions with their estimated velocities); without a ``system``, the observed states
         are the reference for ``trajectory_rmse`` (each trajectory over its own times).
     y0 : tensor ``(dim,)`` or ``(batch, dim)``, optional
         Initial states.
@@ -227,8 +228,7 @@ def _initial_states(y0, data, models):
             raise ValueError(f"the models take states of different widths from `data` "
                              f"({data.dim} states {data.state_names}): {widths}; compare "
                              f"models of the same states, or pass `y0`")
-        return next(iter(starts.values())).cpu() if starts else torch.stack(
-            [tr.y[0] for tr in data]).double().cpu()
+        return next(iter(starts.values())).cpu()
     y0 = torch.as_tensor(y0).detach().cpu()
     y0 = y0.double() if not y0.is_floating_point() else y0
     return y0.unsqueeze(0) if y0.ndim == 1 else y0
