@@ -34,7 +34,7 @@ DAMPING = 0.05
 
 
 def truth():
-    q1, q2, v1, v2 = sympy.symbols("q1 q2 qdot1 qdot2", real=True)
+    q1, q2, v1, v2 = sympy.symbols("q1 q2 q1dot q2dot", real=True)      # the data's names
     system = pn.systems.DoublePendulum()
     m1, m2, l1, l2, g = system.m1, system.m2, system.l1, system.l2, system.g
     return (0.5 * (m1 + m2) * l1 ** 2 * v1 ** 2 + 0.5 * m2 * l2 ** 2 * v2 ** 2

@@ -22,7 +22,7 @@ from .equations import (
 )
 from .library import Library, declared_angles
 from .methods import Sindy, assemble
-from .regenerate import model_states, sample_states
+from .regenerate import model_states, names_from_data, sample_states
 from .sindy import sparse_regression
 
 LAGRANGIAN_FORMAT = "physnode.lagrangian/1"
@@ -45,7 +45,9 @@ def hamiltonian(model, library=None, *, data: Trajectories | None = None,
     :func:`physnode.discover`, at the states of ``data`` (where the model was trained), or
     else at ``n_samples`` states drawn from ``box``, or else at the training states that
     :func:`physnode.fit` kept with the model. ``library=None``: ``"poly+trig"`` in ``(q, p)``,
-    :meth:`Library.mechanical` in velocity coordinates.
+    :meth:`Library.mechanical` in velocity coordinates. At the states of ``data`` the symbols
+    take the data's names, as :func:`physnode.discover` gives them (positions-only data:
+    ``theta`` and ``thetadot``); otherwise the model's.
 
     Examples
     --------
@@ -64,7 +66,7 @@ def hamiltonian(model, library=None, *, data: Trajectories | None = None,
                         f"{type(model).__name__}")
     # The energy as a function of the model's own states (H after the mass's p = M(q) q̇).
     scalar = getattr(model, "energy", model.hamiltonian)
-    names = tuple(model.state_names)
+    names = _names(model, tuple(model.state_names), data, box)
     symbols = tuple(sympy.Symbol(n, real=True) for n in names)
     y = _states(model, names, data, box, n_samples, seed)
     with torch.no_grad():
@@ -83,6 +85,13 @@ def hamiltonian(model, library=None, *, data: Trajectories | None = None,
     fit = sparse_regression(lib.matrix(states), values, held_out, tolerance)
     expression = assemble(lib.terms, fit.coefficients)
     return expression - expression.as_coeff_Add()[0]
+
+
+def _names(model, names, data, box) -> tuple:
+    """The symbols' names: the data's (as :func:`physnode.discover` names them) where the
+    states of ``data`` are sampled, else the model's ``names`` (a ``box`` is keyed by
+    them)."""
+    return names_from_data(model, data, names) if data is not None and box is None else names
 
 
 def _states(model, names, data, box, n_samples, seed) -> torch.Tensor:
@@ -135,8 +144,9 @@ def lagrangian(model, library=None, *, data: Trajectories | None = None,
         (order the coordinates so: with polar ``(r, θ)``, ``L = ½ (ṙ² + r² θ̇²)`` works, and
         ``(θ, r)`` does not).
     data, box, n_samples : where the motion is sampled: the states of ``data`` (where the
-        model was trained), else ``n_samples`` states drawn from ``box``, else the training
-        states that :func:`physnode.fit` kept with the model.
+        model was trained; the symbols then take the data's names, as in
+        :func:`physnode.discover`), else ``n_samples`` states drawn from ``box``, else the
+        training states that :func:`physnode.fit` kept with the model.
     tolerance, seed : the sparsity rule and the held-out split, as in :func:`~physnode.discover`.
 
     Examples
@@ -158,6 +168,7 @@ def lagrangian(model, library=None, *, data: Trajectories | None = None,
         raise TypeError(f"`model` must be a model of (q, q̇) states with `dof` and "
                         f"`state_names` (an LNN, an HNN with coordinates='velocity'); got "
                         f"{type(model).__name__}")
+    names = _names(model, names, data, box)
     symbols = tuple(sympy.Symbol(n, real=True) for n in names)
     positions, velocities = symbols[:dof], symbols[dof:]
     y = _states(model, names, data, box, n_samples, seed)

@@ -67,11 +67,21 @@ def regenerate(model, data: Trajectories | None = None, *, n_points: int | None 
         rolled = [Trajectory(*parts) for parts in
                   _rollouts(model, data, n_points, method, substeps, place)]
         if only_positions:
-            return Trajectories(rolled, velocity_names_of(data.state_names, names),
+            return Trajectories(rolled, names_from_data(model, data, names),
                                 angles=declared_angles(data, model))
         return data.with_trajectories(rolled)
     return Trajectories(_state_samples(model, names, box, n_samples, seed, place), names,
                         angles=declared_angles(model=model))
+
+
+def names_from_data(model, data: Trajectories, names: tuple) -> tuple:
+    """The names of ``data``'s states in the model's coordinates, as :func:`regenerate` and
+    :func:`physnode.discover` give them: the data's own, for positions-only data completed
+    with velocities (:func:`velocity_names_of`), or ``names`` (the model's) when the data
+    hold other states."""
+    if positions_only(model, data, observed_width(model, data.dim)):
+        return velocity_names_of(data.state_names, names)
+    return tuple(data.state_names) if data.dim == len(names) else tuple(names)
 
 
 def velocity_names_of(positions: tuple, fallback: tuple) -> tuple:
