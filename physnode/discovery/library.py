@@ -19,6 +19,9 @@ import sympy
 from .._validation import check_int
 
 LIBRARY_PARTS = ("poly", "trig")
+#: The factors a function of the states counts for in :meth:`Library.complexity` when which
+#: coordinates are angles is not known: more than a cubic.
+GUESSED_FUNCTION = 4
 
 
 @dataclass(frozen=True)
@@ -155,10 +158,17 @@ class Library:
     def __len__(self) -> int:
         return len(self.terms)
 
-    def complexity(self) -> np.ndarray:
+    def complexity(self, periodic: Sequence[sympy.Symbol] | None = ()) -> np.ndarray:
         """Each term's degree, counting a function of the states (``sin q``) as one factor:
-        ``1`` → 0, ``q`` → 1, ``q² p`` → 3, ``p sin q`` → 2."""
-        return np.array([_degree(term) for term in self.terms], dtype=float)
+        ``1`` → 0, ``q`` → 1, ``q² p`` → 3, ``p sin q`` → 2. With ``periodic=None`` (which
+        coordinates are angles is not known, so every coordinate has trigonometric terms) a
+        function of the states counts as :data:`GUESSED_FUNCTION` factors instead: among
+        supports of equal size a polynomial up to cubic is preferred to a sine of a
+        coordinate that may not be an angle (a double-well oscillator's positions gave
+        ``−4.94 x + 5.93 sin x``, its cubic Taylor polynomial ``0.99 x − 0.99 x³``, for the
+        true ``x − x³``)."""
+        weight = GUESSED_FUNCTION if periodic is None else 1
+        return np.array([_degree(term, weight) for term in self.terms], dtype=float)
 
     def matrix(self, y: np.ndarray) -> np.ndarray:
         """Evaluate every term on states ``y`` of shape ``(n, dim)``; returns ``(n, len)``."""
@@ -175,13 +185,16 @@ def _merge_symbols(a, b):
     return tuple(dict.fromkeys(tuple(a) + tuple(b)))
 
 
-def _degree(term: sympy.Expr) -> int:
+def _degree(term: sympy.Expr, function: int = 1) -> int:
+    """The degree of a product of powers, a function of the states (a factor that is not a
+    power of a symbol) counting ``function``."""
     degree = 0
     for factor in sympy.Mul.make_args(term):
         if factor.is_Number:
             continue
         base, exponent = factor.as_base_exp()
-        degree += int(exponent) if exponent.is_Integer and exponent > 0 else 1
+        power = int(exponent) if exponent.is_Integer and exponent > 0 else 1
+        degree += power * (1 if base.is_Symbol else function)
     return degree
 
 

@@ -118,10 +118,11 @@ class Sindy(DiscoveryMethod):
             raise ValueError(f"the data is too short: {len(y)} samples for a library of "
                              f"{len(lib)} terms; need at least {2 * len(lib)}")
         theta = lib.matrix(y)
+        complexity = lib.complexity(None if angles is None else [symbols[i] for i in angles])
         found = {}
         for i in targets:
             result = sparse_regression(theta, dy[:, i], held_out, self.tolerance, floor,
-                                       self.ensemble, seed, lib.complexity())
+                                       self.ensemble, seed, complexity)
             inclusion = (None if result.inclusion is None
                          else dict(zip(lib.terms, result.inclusion.tolist())))
             found[i] = Found(assemble(lib.terms, result.coefficients), result.score, inclusion)
