@@ -158,7 +158,9 @@ def _discover(args) -> None:
     for attribute, function in energy.items():
         if hasattr(model, attribute):
             found = function(model, data=data)
-            print(f"learned {attribute}: {round_floats(found, 4)}")
+            # A Lagrangian prints itself (rounded); a Hamiltonian is a SymPy expression.
+            shown = found if hasattr(found, "to_latex") else round_floats(found, 4)
+            print(f"learned {attribute}: {shown}")
             learned[attribute] = (found.to_latex(digits=4) if hasattr(found, "to_latex")
                                   else f"H = {sympy.latex(round_floats(found, 4))}")
     print(f"wrote {write_text_atomic(args.out, equations.to_json())}")

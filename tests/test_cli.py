@@ -65,7 +65,8 @@ def test_fit_discover_compare_round_trip(tmp_path):
     assert page.tables == 5 and len(page.images) == 3
 
 
-def test_fit_and_discover_positions_only_data(tmp_path):
+@pytest.mark.parametrize("model,energy", [("hnn", "hamiltonian"), ("lnn", "lagrangian")])
+def test_fit_and_discover_positions_only_data(tmp_path, model, energy):
     # A table of angles alone: the run's model takes (theta, thetadot), its report rolls out
     # from the smoothed first angle and its estimated velocity, and discovery names the
     # velocity after the angle.
@@ -77,17 +78,18 @@ def test_fit_and_discover_positions_only_data(tmp_path):
             for t, q in zip(tr.t.tolist(), tr.y[:, 0].tolist())]
     (tmp_path / "angles.txt").write_text("% theta\n" + "\n".join(rows) + "\n")
     fitted = physnode("fit", tmp_path / "angles.txt", "--columns", "trajectory=0", "t=1",
-                      "theta=theta", "--model", "hnn", "--positions-only", "--angles", 0,
+                      "theta=theta", "--model", model, "--positions-only", "--angles", 0,
                       "--out", tmp_path / "run", "--epochs", 60, "--hidden", 32)
     assert fitted.returncode == 0, fitted.stderr
     page = check_report(tmp_path / "run" / "report.html")
     assert len(page.images) == 2
-    model, _, _ = load_run(tmp_path / "run")
-    assert model.dof == 1 and model.coordinates == "velocity"
+    fitted_model, _, _ = load_run(tmp_path / "run")
+    assert fitted_model.dof == 1
+    assert model == "lnn" or fitted_model.coordinates == "velocity"
     found = physnode("discover", tmp_path / "run", "--out", tmp_path / "eqs.json")
     assert found.returncode == 0, found.stderr
-    energy = next(line for line in found.stdout.splitlines() if "learned hamiltonian" in line)
-    assert "thetadot" in energy and "qdot" not in energy.replace("thetadot", "")
+    line = next(line for line in found.stdout.splitlines() if f"learned {energy}" in line)
+    assert "thetadot" in line and "qdot" not in line.replace("thetadot", "")
     assert json.loads((tmp_path / "eqs.json").read_text())["state"] == ["theta", "thetadot"]
     compared = physnode("compare", tmp_path / "run", "--out", tmp_path / "report", "--t-end", 5)
     assert compared.returncode == 0, compared.stderr
