@@ -158,11 +158,12 @@ def _discover(args) -> None:
     for attribute, function in energy.items():
         if hasattr(model, attribute):
             found = function(model, data=data)
-            # A Lagrangian prints itself (rounded); a Hamiltonian is a SymPy expression.
-            shown = found if hasattr(found, "to_latex") else round_floats(found, 4)
+            if hasattr(found, "to_latex"):      # a Lagrangian, which prints itself rounded
+                shown, learned[attribute] = found, found.to_latex(digits=4)
+            else:                               # a Hamiltonian: a SymPy expression
+                shown = round_floats(found, 4)
+                learned[attribute] = f"H = {sympy.latex(shown)}"
             print(f"learned {attribute}: {shown}")
-            learned[attribute] = (found.to_latex(digits=4) if hasattr(found, "to_latex")
-                                  else f"H = {sympy.latex(round_floats(found, 4))}")
     print(f"wrote {write_text_atomic(args.out, equations.to_json())}")
     settings = {k: v for k, v in vars(args).items() if k not in ("run", "debug", "command")}
     page = equations.to_html(Path(args.out).with_suffix(".html"), data=data, energies=learned,

@@ -14,6 +14,7 @@ from ..data.simulate import reference_solution
 from ..discovery.regenerate import model_states
 from ..models.base import parameter_placement
 from ..models.ensemble import Ensemble
+from ..training.losses import observed_width, positions_only
 
 COLUMNS = ("model", "integrator", "max_rel_energy_error", "energy_drift_slope",
            "max_rel_learned_energy_error", "trajectory_rmse")
@@ -145,7 +146,12 @@ def compare_energy(models: dict, system=None, data: Trajectories | None = None, 
         raise ValueError(f"`integrators` names models not in `models`: {sorted(unknown)}")
     if system is None and data is None:
         raise ValueError("pass `system` (the truth) or `data` (observations) to compare with")
-    y0 = _initial_states(y0, data, models)
+    # Each model's states of the data (positions-only data completed with estimated
+    # velocities), estimated once per kind of model, where they are used: for the initial
+    # states, or as the reference without a system.
+    used = data is not None and (y0 is None or system is None)
+    observed = _observed_states(models, data) if used else None
+    y0 = _initial_states(y0, data, observed)
     dtype = y0.dtype
     # The report lives on the CPU; each model rolls out on its own device (see _rollout).
     t = torch.arange(0.0, t_end + 0.5 * dt, dt, dtype=dtype, device="cpu")
@@ -156,10 +162,12 @@ def compare_energy(models: dict, system=None, data: Trajectories | None = None, 
     table, rollouts, errors, bands = [], {}, {}, {}
     for name, model in models.items():
         method = integrators.get(name, getattr(model, "default_integrator", "rk4"))
+        states = None if observed is None else observed[name]
         if not isinstance(model, Ensemble):
-            row, rollouts[name], error = _measure(model, method, y0, t, dt, system, truth, data)
+            row, rollouts[name], error = _measure(model, method, y0, t, dt, system, truth, data,
+                                                  states)
         else:
-            measured = [_measure(member, method, y0, t, dt, system, truth, data)
+            measured = [_measure(member, method, y0, t, dt, system, truth, data, states)
                         for member in model.members]
             row, rollouts[name], error, bands[name] = _median(measured)
         row = {"model": name, **row}
@@ -170,8 +178,9 @@ def compare_energy(models: dict, system=None, data: Trajectories | None = None, 
     return EnergyReport(table, t, rollouts, truth, errors, names, bands)
 
 
-def _measure(model, method, y0, t, dt, system, truth, data):
-    """One model's row (without its name), rollout and relative energy error (or None)."""
+def _measure(model, method, y0, t, dt, system, truth, data, states):
+    """One model's row (without its name), rollout and relative energy error (or None);
+    ``states``: the model's states of ``data`` (:func:`_observed_states`)."""
     dtype = y0.dtype
     ys = _rollout(model, y0, t, method, dt)
     row = {"integrator": method, "max_rel_energy_error": None, "energy_drift_slope": None,
@@ -189,7 +198,7 @@ def _measure(model, method, y0, t, dt, system, truth, data):
     if truth is not None:
         row["trajectory_rmse"] = (ys - truth).pow(2).mean().sqrt().item()
     elif data is not None:
-        row["trajectory_rmse"] = _data_rmse(model, data, method, dt, dtype)
+        row["trajectory_rmse"] = _data_rmse(model, data, states, method, dt, dtype)
     return row, ys, error
 
 
@@ -210,25 +219,32 @@ def _median(measured):
     return row, torch.stack(rollouts).median(0).values, error, band
 
 
-def _one(model):
-    """An ensemble's first member (the members share their kind of states), else the model."""
-    return model.members[0] if isinstance(model, Ensemble) else model
+def _observed_states(models, data) -> dict:
+    """``{name: model_states(model, data)}`` (an ensemble's members share their kind of
+    states), each kind of model (positions-only or not) estimated once."""
+    by_kind, out = {}, {}
+    for name, model in models.items():
+        one = model.members[0] if isinstance(model, Ensemble) else model
+        kind = positions_only(one, data, observed_width(one, data.dim))
+        if kind not in by_kind:
+            by_kind[kind] = model_states(one, data)
+        out[name] = by_kind[kind]
+    return out
 
 
-def _initial_states(y0, data, models):
+def _initial_states(y0, data, observed):
     """``y0`` as a ``(batch, dim)`` CPU tensor, or the first states of ``data`` in the
-    models' coordinates (positions-only data completed with estimated velocities)."""
+    models' coordinates (``observed``: positions-only data completed with estimated
+    velocities)."""
     if y0 is None:
         if data is None:
             raise ValueError("pass `y0` or `data` to take initial states from")
-        starts = {name: torch.stack([y[0] for y in model_states(_one(model), data)])
-                  for name, model in models.items()}
-        widths = {name: y.shape[-1] for name, y in starts.items()}
+        widths = {name: states[0].shape[-1] for name, states in observed.items()}
         if len(set(widths.values())) > 1:
             raise ValueError(f"the models take states of different widths from `data` "
                              f"({data.dim} states {data.state_names}): {widths}; compare "
                              f"models of the same states, or pass `y0`")
-        return next(iter(starts.values())).cpu()
+        return torch.stack([y[0] for y in next(iter(observed.values()))]).cpu()
     y0 = torch.as_tensor(y0).detach().cpu()
     y0 = y0.double() if not y0.is_floating_point() else y0
     return y0.unsqueeze(0) if y0.ndim == 1 else y0
@@ -260,10 +276,10 @@ def _slope(t, values) -> float:
     return ((tc * (values - values.mean())).sum() / (tc * tc).sum()).item()
 
 
-def _data_rmse(model, data, method, dt, dtype) -> float:
+def _data_rmse(model, data, states, method, dt, dtype) -> float:
     squares, count = 0.0, 0
-    for tr, states in zip(data, model_states(model, data)):
-        ys = _rollout(model, states[:1].to(dtype), (tr.t - tr.t[0]).to(dtype),
+    for tr, y in zip(data, states):
+        ys = _rollout(model, y[:1].to(dtype), (tr.t - tr.t[0]).to(dtype),
                       method, dt)[:, 0, :data.dim]
         squares += (ys - tr.y.to(dtype)).pow(2).sum().item()
         count += ys.numel()

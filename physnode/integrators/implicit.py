@@ -382,7 +382,8 @@ class AdaptiveImplicit(AdaptiveIntegrator):
         # start as placeholders of the right kind and batch, of 1 × 1 matrices, instead of
         # factors of n × n zeros; sparse ones are cheap and keep their kind.
         sparse = field.sparsity is not None and y.device.type == "cpu"
-        lu = self._factorise(y.new_zeros(B, *(2 * (n if sparse else 1,))), real(B, 1) + 1,
+        size = n if sparse else 1
+        lu = self._factorise(y.new_zeros(B, size, size), real(B, 1) + 1,
                              field.sparsity if sparse else None)
         return self.state_type(f0=f0.detach(), J=y.new_zeros(B, n, n), recompute=~false,
                                jac_current=false, rejected=~false, lu_h=real(B),
