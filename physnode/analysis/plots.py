@@ -94,8 +94,11 @@ def plot_fit(models: dict, data, path, trajectory: int = 0, method_dt: float | N
         augment = getattr(model, "augment_state", None)
         y0 = augment(y0) if augment is not None else y0
         method = getattr(model, "default_integrator", "rk4")
+        # Relative times for a model of the state alone: absolute clock times lose their
+        # gaps in float32.
+        grid = t if getattr(model, "time_dependent", False) else t - t[0]
         with torch.no_grad():
-            ys = solve(model, y0, t.to(**place), method=method,
+            ys = solve(model, y0, grid.to(**place), method=method,
                        dt=method_dt or (t[1] - t[0]).item()).ys
         for i, ax in enumerate(axes[:, 0]):
             ax.plot(t.cpu().numpy(), ys[:, i].detach().cpu().double().numpy(), lw=1.2, label=name)

@@ -131,15 +131,19 @@ class Trajectories(Sequence):
         ``(B, K, dim)`` and ``(B, K, dim)`` with ``K`` the longest length. NaN in ``y`` means
         a missing value: ``mask`` is 1 where ``y`` is observed and 0 where it is missing or
         padding, and ``y`` is 0 there. A shorter trajectory is padded at its end with its
-        last time repeated (zero-length intervals, nothing observed)."""
+        last time repeated (zero-length intervals, nothing observed). The times keep their
+        own precision when it is higher than the states' (float64 clock times with float32
+        states)."""
         if not self._items:
             raise ValueError("`data` is empty; expected at least one trajectory")
         length = max(len(tr) for tr in self._items)
         dtype = torch.promote_types(self._items[0].y.dtype, torch.float32)
+        time_dtype = torch.promote_types(self._items[0].t.dtype, dtype)
         ts, ys, masks = [], [], []
         for tr in self._items:
             pad = length - len(tr)
-            ts.append(torch.cat([tr.t.to(dtype), tr.t[-1:].to(dtype).expand(pad)]))
+            t = tr.t.to(time_dtype)
+            ts.append(torch.cat([t, t[-1:].expand(pad)]))
             y = torch.cat([tr.y.to(dtype), tr.y.new_full((pad, self.dim), float("nan"),
                                                          dtype=dtype)])
             observed = torch.isfinite(y)

@@ -140,11 +140,11 @@ def _best_start_velocities(loss: RolloutLoss, model, batch, scale, steps: int = 
     velocity whose rollout best matches the window's positions (in units of ``scale``), by
     ``steps`` Gauss–Newton steps with forward-difference sensitivities (the positions
     depend on the start velocity almost linearly over a short window)."""
-    t, y, start = batch
+    t, y, start, origin = batch
     dof = y.shape[-1]
 
     def residuals(s):
-        return (loss.errors(model, (t, y, s)) / scale).reshape(len(s), -1)
+        return (loss.errors(model, (t, y, s, origin)) / scale).reshape(len(s), -1)
 
     velocities = start[:, dof:]
     delta = 1e-4 * velocities.abs().amax(0).clamp_min(torch.finfo(start.dtype).eps ** 0.5)
@@ -161,7 +161,7 @@ def _best_start_velocities(loss: RolloutLoss, model, batch, scale, steps: int = 
         J, r = torch.where(usable[..., None], J, 0.0), torch.where(usable, r, 0.0)
         step = torch.linalg.lstsq(J, -r.unsqueeze(-1)).solution[..., 0]
         start = torch.cat([start[:, :dof], start[:, dof:] + step], -1)
-    return t, y, start
+    return t, y, start, origin
 
 
 def warn_if_untrusted(quality: FitQuality | None) -> None:

@@ -37,7 +37,8 @@ def regenerate(model, data: Trajectories | None = None, *, n_points: int | None 
     Returns
     -------
     Trajectories
-        With ``dy``, in the model's dtype, on the CPU.
+        With ``dy``, states in the model's dtype (times, when ``data`` is given, in its
+        dtype), on the CPU.
 
     Examples
     --------
@@ -113,21 +114,24 @@ def _rollouts(model, data, n_points, method, substeps, place):
     for n in counts:
         check_int("n_points", n, minimum=2)
     method = method or explicit_integrator(model)
-    starts = torch.stack([tr.t[0] for tr in data]).to(**place)
+    # In the data's own precision: a clock's absolute times (1.7e9 s) lose their gaps in
+    # float32, so the model runs on times relative to each start.
+    starts = torch.stack([tr.t[0] for tr in data]).cpu()
     spans = torch.stack([tr.t[-1] - tr.t[0] for tr in data]).to(**place)
     y0 = torch.stack([y[0] for y in model_states(model, data)]).to(**place)
     augment = getattr(model, "augment_state", None)
     y0 = augment(y0) if augment is not None else y0
     if getattr(model, "time_dependent", False):
-        return [_solve_on(model, y0[i], starts[i] + torch.linspace(0, spans[i], n, **place),
-                          method, substeps) for i, n in enumerate(counts)]
+        return [_solve_on(model, y0[i], starts[i].to(**place)
+                          + torch.linspace(0, spans[i], n, **place), method, substeps)
+                for i, n in enumerate(counts)]
     step = min(span / (n - 1) for span, n in zip(spans.tolist(), counts))
     relative = torch.arange(round(spans.max().item() / step) + 1, **place) * step
     relative, ys, dys = _solve_on(model, y0, relative, method, substeps)
     out = []
-    for i, (start, span) in enumerate(zip(starts.cpu(), spans.cpu())):
+    for i, (start, span) in enumerate(zip(starts, spans.cpu())):
         keep = relative <= span + 1e-9 * step
-        out.append((start + relative[keep], ys[keep, i], dys[keep, i]))
+        out.append((start + relative[keep].to(start.dtype), ys[keep, i], dys[keep, i]))
     return out
 
 

@@ -267,7 +267,9 @@ class LatentODE(nn.Module):
 
     def _batch(self, data):
         """``(t, y, mask)`` padded tensors from Trajectories or a Trajectory, in the model's
-        precision."""
+        precision, each series' times relative to its first, and those first times ``(B, 1)``
+        in the data's precision (the model depends on time differences only, and a clock's
+        absolute times lose their gaps in float32)."""
         if isinstance(data, Trajectory):
             data = Trajectories([data])
         if not isinstance(data, Trajectories):
@@ -277,7 +279,9 @@ class LatentODE(nn.Module):
             raise ValueError(f"`data` must have {self.observed_dim} observed coordinates; got "
                              f"{data.dim}")
         like = self.x_loc
-        return tuple(x.to(like.device, like.dtype) for x in data.padded())
+        t, y, mask = data.padded()
+        first = t[:, :1]
+        return (*(x.to(like.device, like.dtype) for x in (t - first, y, mask)), first)
 
     # --- the model --------------------------------------------------------------------
 
@@ -345,21 +349,23 @@ class LatentODE(nn.Module):
             Seeds the draws (None: the global generator).
         """
         check_int("samples", samples, minimum=1)
-        t, y, mask = self._batch(data)
-        t_new = torch.as_tensor(t_new).to(t)
+        t, y, mask, first = self._batch(data)
+        t_new = torch.as_tensor(t_new, device=t.device)
         if t_new.ndim == 1:
             t_new = t_new.expand(t.shape[0], -1)
         if t_new.ndim != 2 or t_new.shape[0] != t.shape[0] or t_new.shape[1] == 0:
             raise ValueError(f"`t_new` must have shape (K,) or ({t.shape[0]}, K) with K ≥ 1; "
                              f"got {tuple(t_new.shape)}")
+        t_new = t_new.to(torch.promote_types(t_new.dtype, first.dtype))
         if not bool(torch.isfinite(t_new).all()):
             raise ValueError("`t_new` has non-finite values; expected finite times")
+        relative = (t_new - first.to(t_new)).to(t)
         generator = None if seed is None else torch.Generator().manual_seed(seed)
         with torch.no_grad():
             mean, std = self.encode(t, y, mask)
             noise = torch.randn((samples, *mean.shape), generator=generator, dtype=mean.dtype)
             z0 = mean + std * noise.to(mean.device)
-            decoded = self.decode(z0, torch.cat([t[:, :1], t_new], 1))[..., 1:, :]
+            decoded = self.decode(z0, torch.cat([t[:, :1], relative], 1))[..., 1:, :]
         return LatentPrediction(t_new, decoded)
 
     def default_stages(self) -> list:

@@ -18,6 +18,7 @@ from .._solve import resolve_method, solve
 from .._validation import check_int, check_real
 from ..data import Trajectories
 from ..integrators import Integrator
+from ..systems.base import sample_times
 from .derivatives import estimate_derivatives, local_polynomial, local_polynomial_derivative
 
 
@@ -45,31 +46,37 @@ def derivative_loss(model, y: torch.Tensor, dy: torch.Tensor,
 
 
 class IntervalField(torch.nn.Module):
-    """``model`` in local time ``s``: on ``s ∈ [j, j+1]`` the real step is ``Δt_j`` per sample,
-    so ``dy/ds = Δt_j · f(y)``. Windows with different (irregular) times then share one grid
-    and integrate as one batch. Scaling a Hamiltonian field by ``Δt_j > 0`` keeps it
-    Hamiltonian, so symplectic methods stay symplectic."""
+    """``model`` in local time ``s ∈ [0, 1]`` over one interval per sample: the real time is
+    ``t_j + s·Δt_j``, so ``dy/ds = Δt_j · f(t_j + s·Δt_j, y)``. Windows with different
+    (irregular) times then share one grid and integrate as one batch. Scaling a Hamiltonian
+    field by ``Δt_j > 0`` keeps it Hamiltonian, so symplectic methods stay symplectic."""
 
-    def __init__(self, model, dt: torch.Tensor):
+    def __init__(self, model, dt: torch.Tensor, t0: torch.Tensor | None = None):
         super().__init__()
-        self.model, self.dt = model, dt                 # dt: (B,) for the current interval
+        # (B,) for the current interval; t_j = 0 when not given.
+        self.model, self.dt = model, dt
+        self.t0 = torch.zeros_like(dt) if t0 is None else t0
 
     def forward(self, s, y):
         # Implicit methods evaluate all stages at once: y is (B, stages, dim) then.
-        return self.dt.reshape(-1, *([1] * (y.ndim - 1))) * self.model(s, y)
+        shape = (-1, *([1] * (y.ndim - 1)))
+        dt = self.dt.reshape(shape)
+        return dt * self.model(self.t0.reshape(shape) + sample_times(s, y) * dt, y)
 
 
 class StretchedField(torch.nn.Module):
-    """Like :class:`IntervalField` for states ``concat(y, Δt)``: ``d/ds (y, Δt) =
-    (Δt · f(y), 0)``."""
+    """Like :class:`IntervalField` for states ``concat(y, Δt, t_j)``, so that the interval
+    rides along with each sample when an adaptive solve compacts its batch: ``d/ds (y, Δt,
+    t_j) = (Δt · f(t_j + s·Δt, y), 0, 0)``."""
 
     def __init__(self, model, dim: int):
         super().__init__()
         self.model, self.dim = model, dim
 
     def forward(self, s, z):
-        y, dt = z[..., :self.dim], z[..., self.dim:]
-        return torch.cat([dt * self.model(s, y), torch.zeros_like(dt)], -1)
+        y, dt, t0 = z[..., :self.dim], z[..., self.dim:self.dim + 1], z[..., self.dim + 1:]
+        rate = dt * self.model(t0 + sample_times(s, y) * dt, y)
+        return torch.cat([rate, torch.zeros_like(z[..., self.dim:])], -1)
 
 
 def rollout_loss(model, t: torch.Tensor, y: torch.Tensor, method, substeps: int = 2,
@@ -91,21 +98,28 @@ def rollout_loss(model, t: torch.Tensor, y: torch.Tensor, method, substeps: int 
 
 
 def rollout_errors(model, t: torch.Tensor, y: torch.Tensor, method, substeps: int = 2,
-                   start: torch.Tensor | None = None, adjoint: bool = False) -> torch.Tensor:
-    """Predicted minus observed states of :func:`rollout_loss`, ``(B, K − 1, width)``."""
+                   start: torch.Tensor | None = None, adjoint: bool = False,
+                   origin: torch.Tensor | None = None) -> torch.Tensor:
+    """Predicted minus observed states of :func:`rollout_loss`, ``(B, K − 1, width)``.
+    ``origin`` (``(B,)``, default 0) is added to ``t`` for the model's time: windows can then
+    carry their times relative to their first sample, whose gaps survive a cast to float32
+    where absolute times (a clock's seconds, ``1.7e9``) would not."""
     state = y[:, 0] if start is None else start
     width, dim = y.shape[-1], state.shape[-1]
     adaptive = resolve_method(method).adaptive
     predictions = []
     unit = torch.tensor([0.0, 1.0], dtype=y.dtype, device=y.device)
+    origin = torch.zeros_like(t[:, 0]) if origin is None else origin.to(t)
     for j in range(t.shape[1] - 1):
         dt = t[:, j + 1] - t[:, j]
+        t0 = origin + t[:, j]
         if adaptive:
-            # Adaptive solves work on a shrinking set of samples, so Δt rides along as a
-            # constant state component instead of a per-batch buffer.
-            field, state = StretchedField(model, dim), torch.cat([state, dt[:, None]], -1)
+            # Adaptive solves work on a shrinking set of samples, so the interval rides
+            # along as constant state components instead of per-batch buffers.
+            field = StretchedField(model, dim)
+            state = torch.cat([state, dt[:, None], t0[:, None]], -1)
         else:
-            field = IntervalField(model, dt)
+            field = IntervalField(model, dt, t0)
         state = solve(field, state, unit, method=method, dt=1.0 / substeps, rtol=1e-6,
                       atol=1e-8, adjoint=adjoint).ys[-1][..., :dim]
         predictions.append(state[..., :width])
@@ -289,15 +303,20 @@ class RolloutLoss:
 
     def batches(self, data: Trajectories, model_width: int, validation: bool = False):
         """All windows of ``window`` consecutive samples (for ``validation``, back to back
-        ones: each sample once), with their own times, and the state each window starts
-        from: the first observed state, or for positions-only data the first positions with
-        velocities estimated from the samples. None when no trajectory is long enough."""
-        ts, ys, starts_ = [], [], []
+        ones: each sample once): ``(t, y, start, origin)``, the times relative to the
+        window's first sample (taken in float64, so that casting them to the model's dtype
+        keeps the gaps of absolute clock times), the observed states, the state each window
+        starts from (the first observed state, or for positions-only data the first
+        positions with velocities estimated from the samples), and the first sample's time.
+        None when no trajectory is long enough."""
+        ts, ys, starts_, origins = [], [], [], []
         for tr in data:
             if len(tr) < self.window:       # a short piece left by a validation block
                 continue
             starts = range(0, len(tr) - self.window + 1, self.window - 1 if validation else 1)
-            ts.append(torch.stack([tr.t[s:s + self.window] for s in starts]))
+            times = torch.stack([tr.t[s:s + self.window] for s in starts]).double()
+            ts.append(times - times[:, :1])
+            origins.append(times[:, 0])
             ys.append(torch.stack([tr.y[s:s + self.window] for s in starts]))
             smooth, velocity = local_polynomial(tr.t.double(), tr.y.double())
             first = (smooth if self.smooth_start else tr.y.double())[list(starts)]
@@ -309,13 +328,13 @@ class RolloutLoss:
             starts_.append(first)
         if not ts:
             return None
-        return tuple(torch.cat(x).double() for x in (ts, ys, starts_))
+        return tuple(torch.cat(x).double() for x in (ts, ys, starts_, origins))
 
     def __call__(self, model, batch, substeps: int | None = None) -> torch.Tensor:
         error = self.errors(model, batch, substeps)
         scale = _weights(model, "y_scale", error.shape[-1], error)
         value = (error if scale is None else error / scale).pow(2).mean()
-        t, y, start = batch
+        t, y, start, _ = batch
         if start.shape[-1] == 2 * y.shape[-1] == 2 * getattr(model, "dof", -1) \
                 and not getattr(model, "exact_kinematics", False):
             value = value + kinematic_errors(model, start).pow(2).mean()
@@ -323,12 +342,12 @@ class RolloutLoss:
 
     def errors(self, model, batch, substeps: int | None = None) -> torch.Tensor:
         """Predicted minus observed states over the windows, ``(B, window − 1, width)``."""
-        t, y, start = batch
+        t, y, start, origin = batch
         augment = getattr(model, "augment_state", None)
         start = augment(start) if augment is not None else start
         steps = substeps if substeps is not None else self.steps(model, t)
         return rollout_errors(model, t, y, method=self.integrator(model), substeps=steps,
-                              start=start, adjoint=self.adjoint)
+                              start=start, adjoint=self.adjoint, origin=origin)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -444,8 +463,13 @@ class ELBOLoss:
 
     def batches(self, data: Trajectories, model_width: int, validation: bool = False):
         """The series as padded tensors ``(t, y, mask)`` (see
-        :meth:`physnode.data.Trajectories.padded`); None without data."""
-        return data.padded() if len(data) else None
+        :meth:`physnode.data.Trajectories.padded`), each series' times relative to its first
+        (a model of whole series depends on time differences only; these survive a cast to
+        float32 where a clock's absolute times do not); None without data."""
+        if not len(data):
+            return None
+        t, y, mask = data.padded()
+        return t - t[:, :1], y, mask
 
     def __call__(self, model, batch, kl_weight: float = 1.0) -> torch.Tensor:
         generator = None if model.training else torch.Generator().manual_seed(0)

@@ -271,3 +271,17 @@ def test_kl_warmup_weights_the_training_kl_and_validates_on_the_full_elbo():
                     (True, 1.0), (False, 1.0), (True, 1.0), (False, 1.0)]
     with pytest.raises(ValueError, match=r"^`kl_warmup` must be at least 0; got -1$"):
         pn.training.ELBOLoss(kl_warmup=-1)
+
+
+def test_clock_times_predict_like_times_from_zero():
+    # A float32 model of whole series depends on time differences only; absolute times of a
+    # clock (1.7e9 s) would lose them in float32.
+    torch.manual_seed(0)
+    model = pn.models.LatentODE(1, 2, encoder_dim=8, hidden=8)
+    data = series(3, 10, dtype=torch.float64)
+    pn.fit(model, data, epochs=1, progress=False)
+    clock = data.with_trajectories([pn.data.Trajectory(tr.t + 1.7e9, tr.y) for tr in data])
+    t_new = torch.linspace(0, 8, 7, dtype=torch.float64)
+    here, there = model.predict(data, t_new, 3), model.predict(clock, t_new + 1.7e9, 3)
+    torch.testing.assert_close(there.samples, here.samples, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(there.t - 1.7e9, here.t.double())

@@ -369,10 +369,10 @@ def test_positions_only_windows_of_split_pieces_start_from_whole_trajectory_velo
                                      ("q",), angles=(0,))
     train, val = split(positions, 0.2, seed=0, shortest=12)
     assert len(val) > 2 and all(len(piece) == 12 for piece in val)
-    t, _, start = RolloutLoss(window=12).batches(val, 2, validation=True)
+    _, _, start, t0 = RolloutLoss(window=12).batches(val, 2, validation=True)
     whole = {float(tr.t[i]): v for tr in positions for i, v in enumerate(
         local_polynomial_derivative(tr.t.double(), tr.y.double()))}
-    expected = torch.stack([whole[float(t0)] for t0 in t[:, 0]])
+    expected = torch.stack([whole[float(first)] for first in t0])
     torch.testing.assert_close(start[:, 1:], expected, rtol=0, atol=0)
     # A piece's own estimate at its first sample is a different, one-sided one.
     own = local_polynomial_derivative(val[0].t.double(), val[0].y.double())[0]
@@ -424,3 +424,56 @@ def test_adaptive_rollout_with_the_adjoint_gives_the_backprop_gradient():
         rollout_loss(node, t, y, method="dopri5", adjoint=adjoint).backward()
         grads.append(torch.cat([p.grad.reshape(-1) for p in node.parameters()]))
     torch.testing.assert_close(grads[1], grads[0], rtol=1e-3, atol=1e-6)
+
+
+class _Forced(torch.nn.Module):
+    """A driven oscillator ``ẍ = −x + cos 3t``: a field that depends on the time."""
+
+    time_dependent = True
+    dim = 2
+
+    def forward(self, t, y):
+        drive = torch.cos(3 * pn.systems.base.sample_times(t, y))[..., 0]
+        return torch.stack([y[..., 1], -y[..., 0] + drive], -1)
+
+
+@pytest.mark.parametrize("method", ["rk4", "dopri5"])
+def test_rollout_windows_give_a_time_dependent_field_its_real_times(method):
+    # The rollout integrates each interval in a local time s ∈ [0, 1]; the field must see
+    # t_j + s·Δt_j. It saw s itself, and the exact field of a driven oscillator missed its
+    # own trajectory by 0.53 over windows starting at t = 5.
+    from physnode.training.losses import RolloutLoss
+
+    field = _Forced()
+    t = torch.sort(5 + 3 * torch.rand(40, generator=torch.Generator().manual_seed(0),
+                                      dtype=torch.float64)).values
+    y0 = torch.tensor([1.0, 0.0], dtype=torch.float64)
+    y = pn.solve(field, y0, t, method="dopri5", rtol=1e-11, atol=1e-12).ys
+    data = pn.data.Trajectories([pn.data.Trajectory(t, y)], ("x", "v"))
+    loss = RolloutLoss(window=8, method=method, substeps=40, smooth_start=False)
+    batch = loss.batches(data, 2)
+    assert loss.errors(field, batch).abs().max() < 1e-6
+
+
+def test_absolute_clock_times_train_and_score_like_times_from_zero():
+    # Times in a clock's seconds (1.7e9) lose their gaps in float32, the default precision:
+    # the rollout windows carry times relative to their first sample, taken in float64.
+    from physnode.discovery.quality import fit_quality
+    from physnode.training.losses import RolloutLoss
+
+    data = pn.data.simulate(pn.systems.Pendulum(), n_trajectories=2, t_span=(0, 5),
+                            n_points=60, noise=0.01, irregular=True, seed=0)
+    clock = data.with_trajectories([pn.data.Trajectory(tr.t + 1.7e9, tr.y) for tr in data])
+    windows = [RolloutLoss().batches(d, 2) for d in (data, clock)]
+    for mine, theirs in zip(windows[0][:3], windows[1][:3]):
+        torch.testing.assert_close(mine.float(), theirs.float(), rtol=1e-6, atol=1e-6)
+    torch.testing.assert_close(windows[1][3] - 1.7e9, windows[0][3], rtol=0, atol=1e-6)
+    torch.manual_seed(0)
+    model = pn.models.HNN(dof=1, hidden=16, angles=(0,))         # float32
+    pn.fit(model, data, epochs=2, progress=False)
+    ours, theirs = fit_quality(model, data), fit_quality(model, clock)
+    assert theirs.rollout_error == pytest.approx(ours.rollout_error, rel=1e-5)
+    regenerated = [pn.discovery.regenerate(model, d, n_points=50) for d in (data, clock)]
+    torch.testing.assert_close(regenerated[1][0].t - 1.7e9, regenerated[0][0].t.double(),
+                               rtol=0, atol=1e-6)
+    torch.testing.assert_close(regenerated[1][0].y, regenerated[0][0].y)
