@@ -23,8 +23,9 @@ def regenerate(model, data: Trajectories | None = None, *, n_points: int | None 
     first positions, smoothed, with velocities estimated from them; the velocities are
     named after the data's positions, ``x`` → ``xdot``), the model is rolled out
     over that trajectory's time span on a regular grid of ``n_points`` (default: four times
-    the observed samples, at least 200; an autonomous model runs all trajectories in one
-    batch on the finest of these spacings) with ``method`` (default: the model's
+    the observed samples, at least 200; an autonomous model runs the trajectories whose
+    spacings are within 2× of each other in one batch, on the finest of theirs) with
+    ``method`` (default: the model's
     ``default_integrator`` when explicit and fixed-step, else ``rk4``), taking ``substeps``
     steps per grid interval for fixed-step methods. Integration error only moves where the
     samples lie: the derivatives there are exact.
@@ -107,9 +108,9 @@ def model_states(model, data: Trajectories) -> list[torch.Tensor]:
 def _rollouts(model, data, n_points, method, substeps, place):
     """Roll out from every trajectory's first state (:func:`model_states`: for
     positions-only data, the smoothed first positions and velocities estimated from them).
-    An autonomous model runs the whole batch in one solve on a shared relative-time grid
-    (the finest of the requested ones); a time-dependent one runs trajectory by trajectory
-    on its own times."""
+    An autonomous model runs trajectories with similar requested spacings (within 2×) in
+    one solve on a shared relative-time grid (the finest of theirs); a time-dependent one
+    runs trajectory by trajectory on its own times."""
     counts = [n_points if n_points is not None else max(200, 4 * len(tr)) for tr in data]
     for n in counts:
         check_int("n_points", n, minimum=2)
@@ -125,14 +126,32 @@ def _rollouts(model, data, n_points, method, substeps, place):
         return [_solve_on(model, y0[i], starts[i].to(**place)
                           + torch.linspace(0, spans[i], n, **place), method, substeps)
                 for i, n in enumerate(counts)]
-    step = min(span / (n - 1) for span, n in zip(spans.tolist(), counts))
-    relative = torch.arange(round(spans.max().item() / step) + 1, **place) * step
-    relative, ys, dys = _solve_on(model, y0, relative, method, substeps)
-    out = []
-    for i, (start, span) in enumerate(zip(starts, spans.cpu())):
-        keep = relative <= span + 1e-9 * step
-        out.append((start + relative[keep].to(start.dtype), ys[keep, i], dys[keep, i]))
+    steps = [span / (n - 1) for span, n in zip(spans.tolist(), counts)]
+    out = [None] * len(data)
+    for group in _similar_steps(steps):
+        step = min(steps[i] for i in group)
+        relative = torch.arange(round(max(spans[i].item() for i in group) / step) + 1,
+                                **place) * step
+        relative, ys, dys = _solve_on(model, y0[group], relative, method, substeps)
+        for j, i in enumerate(group):
+            keep = relative <= spans[i].item() + 1e-9 * step
+            out[i] = (starts[i] + relative[keep].to(starts.dtype), ys[keep, j], dys[keep, j])
     return out
+
+
+def _similar_steps(steps: list, ratio: float = 2.0) -> list:
+    """Indices grouped so that the steps in a group are within ``ratio`` of each other: each
+    group shares one solve on its finest step. One batch for all would give a long
+    trajectory the step of a short one (a 3-sample piece of 0.1 s beside 10 s trajectories
+    made each of these 20,000 samples instead of 800)."""
+    order = sorted(range(len(steps)), key=steps.__getitem__)
+    groups = []
+    for i in order:
+        if groups and steps[i] <= ratio * steps[groups[-1][0]]:
+            groups[-1].append(i)
+        else:
+            groups.append([i])
+    return groups
 
 
 def _solve_on(model, y0, t, method, substeps):

@@ -295,6 +295,21 @@ def test_regenerate_uses_the_model_field_and_batches_like_single_runs():
         torch.testing.assert_close(tr.y, exact, rtol=1e-6, atol=1e-6)
 
 
+def test_regenerate_gives_each_trajectory_about_its_own_sample_count():
+    # A short piece beside long trajectories: one shared grid at the short one's step gave
+    # each long trajectory 100 times its samples (20,000 instead of 800 in the case found).
+    spring = pn.systems.MassSpring(k=2.0)
+    long = pn.data.simulate(spring, n_trajectories=2, t_span=(0.0, 10.0), n_points=50, seed=1)
+    short = pn.data.simulate(spring, n_trajectories=1, t_span=(0.0, 0.1), n_points=3, seed=2)
+    data = long.with_trajectories([*long, *short])
+    regenerated = pn.discovery.regenerate(spring, data, n_points=100)
+    assert [len(tr) for tr in regenerated] == [100, 100, 100]
+    for tr, original in zip(regenerated, data):
+        torch.testing.assert_close(tr.dy, spring(0.0, tr.y))
+        exact = spring.solution(tr.t - tr.t[0], original.y[0])
+        torch.testing.assert_close(tr.y, exact, rtol=0, atol=1e-3)     # rk4 at step 0.1
+
+
 def test_symbolic_regression_finds_the_pendulum():
     pytest.importorskip("pyoperon")
     found = pn.discover(clean(pn.systems.Pendulum()), method="sr", seed=0)
