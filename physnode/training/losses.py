@@ -36,10 +36,14 @@ def explicit_integrator(model) -> str:
 
 
 def derivative_loss(model, y: torch.Tensor, dy: torch.Tensor,
-                    scale: torch.Tensor | None = None) -> torch.Tensor:
+                    scale: torch.Tensor | None = None,
+                    t: torch.Tensor | None = None) -> torch.Tensor:
     """Mean squared error between ``model(t, y)`` and the target derivatives ``dy``;
-    ``y`` and ``dy`` are ``(B, dim)``; each coordinate divided by ``scale`` when given."""
-    error = model(torch.zeros((), dtype=y.dtype, device=y.device), y) - dy
+    ``y`` and ``dy`` are ``(B, dim)``, ``t`` the samples' times ``(B,)`` (default 0, for a
+    model of the state alone); each coordinate divided by ``scale`` when given."""
+    t = (torch.zeros((), dtype=y.dtype, device=y.device) if t is None
+         else t.to(y).reshape(-1, 1))
+    error = model(t, y) - dy
     if scale is not None:
         error = error / scale
     return error.pow(2).mean()
@@ -152,7 +156,7 @@ def positions_only(model, data: Trajectories, width: int) -> bool:
 
 @dataclass(frozen=True, kw_only=True)
 class DerivativeLoss:
-    """Derivative matching: ``model(y)`` against ``dy/dt`` at every observed sample — the
+    """Derivative matching: ``model(t, y)`` against ``dy/dt`` at every observed sample — the
     data's ``dy`` when present, otherwise local polynomial estimates on the actual sample
     times (:func:`physnode.training.estimate_derivatives`). Fast and well conditioned, but
     the estimates carry the noise's and the sampling's bias, which :class:`RolloutLoss`
@@ -201,16 +205,18 @@ class DerivativeLoss:
         return ys, dys
 
     def batches(self, data: Trajectories, model_width: int, validation: bool = False):
-        """All samples as one table: ``(y, dy)``, each ``(n, model_width)``; None without
-        data."""
+        """All samples as one table: ``(t, y, dy)``, the times ``(n,)`` (a time-dependent
+        model is evaluated at them) and states and derivatives ``(n, model_width)``; None
+        without data."""
         if len(data) == 0:
             return None
         ys, dys = self.targets(data, model_width)
-        return torch.cat(ys), torch.cat(dys)
+        return torch.cat([tr.t.double() for tr in data]), torch.cat(ys), torch.cat(dys)
 
     def __call__(self, model, batch) -> torch.Tensor:
-        y, dy = batch
-        return derivative_loss(model, y, dy, _weights(model, "dy_scale", dy.shape[-1], dy))
+        t, y, dy = batch
+        return derivative_loss(model, y, dy, _weights(model, "dy_scale", dy.shape[-1], dy),
+                               t if getattr(model, "time_dependent", False) else None)
 
 
 @dataclass(frozen=True, kw_only=True)
