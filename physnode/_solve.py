@@ -13,6 +13,7 @@ from ._validation import (
     check_int,
     check_real,
     check_tensor,
+    check_time_precision,
     check_times,
 )
 from .integrators import METHODS, Integrator
@@ -259,8 +260,9 @@ def solve(f, y0: torch.Tensor, t, method="rk4", dt: float | None = None, rtol: f
     if y0.ndim == 0:
         raise ValueError(f"`y0` must have shape (*batch, dim); got shape {tuple(y0.shape)}")
     if not isinstance(t, torch.Tensor):
-        t = torch.as_tensor(t, dtype=real_dtype(y0.dtype))
-    t = check_times("t", t.to(device=y0.device, dtype=real_dtype(y0.dtype)))
+        t = torch.as_tensor(t, dtype=torch.float64)
+    t = check_times("t", check_time_precision("t", t, real_dtype(y0.dtype)).to(
+        device=y0.device, dtype=real_dtype(y0.dtype)))
     if dt is not None:
         dt = check_real("dt", dt, positive=True)
     rtol = check_real("rtol", rtol, positive=True)

@@ -140,6 +140,26 @@ def check_times(name: str, t: torch.Tensor, *, minimum: int = 1) -> torch.Tensor
     return t
 
 
+def check_time_precision(name: str, t: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """``t`` unchanged, or a ValueError when casting it to ``dtype`` moves a gap between
+    consecutive times by more than 0.1%: times of a clock (1.7e9 s) keep no sub-second
+    gaps in float32, and the solve would silently run on other times."""
+    if (t.numel() < 2 or not t.is_floating_point()
+            or torch.finfo(t.dtype).bits <= torch.finfo(dtype).bits):
+        return t
+    exact = t.double().diff()
+    cast = t.to(dtype).double().diff()
+    moved = ((cast - exact).abs() / exact.abs().clamp_min(torch.finfo(torch.float64).tiny))
+    if bool((moved > 1e-3).any()):
+        i = int(moved.argmax())
+        raise ValueError(f"`{name}` loses its spacing in {dtype} (the states' precision): the "
+                         f"gap t[{i + 1}] − t[{i}] = {exact[i].item():.6g} becomes "
+                         f"{cast[i].item():.6g}; pass times relative to the start "
+                         f"(t − t[0]) for a field that does not depend on the time, or "
+                         f"states in {t.dtype}")
+    return t
+
+
 def check_names(name: str, value, count: int | None = None) -> tuple[str, ...]:
     """Distinct state names: a sequence of strings (not one string), ``count`` of them if given."""
     if isinstance(value, str) or not isinstance(value, Sequence):

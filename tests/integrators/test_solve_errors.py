@@ -102,3 +102,17 @@ def test_newton_failure_in_a_fixed_step_method_is_reported():
                              r"samples \[0\] near t=0 even after halving the step 8 times"):
         pn.solve(hard, torch.tensor([[5.0]], dtype=torch.float64),
                  torch.tensor([0.0, 1.0], dtype=torch.float64), method="backward_euler")
+
+
+@pytest.mark.parametrize("offset, gap", [(1.7e9, "0"), (1e5, "0.015625")])
+def test_times_that_lose_their_spacing_in_the_states_dtype_are_refused(offset, gap):
+    # float64 times cast to float32 states: a clock's seconds keep no sub-second gaps, and at
+    # 1e5 s a gap of 0.01 became 0.0156 without a word.
+    t = torch.linspace(0, 10, 1000, dtype=torch.float64) + offset
+    y0 = torch.tensor([1.0, 0.0])
+    with pytest.raises(ValueError, match=rf"`t` loses its spacing in torch.float32 .*becomes "
+                                         rf"{gap}; pass times relative to the start"):
+        pn.solve(pn.systems.MassSpring(), y0, t, method="rk4", dt=0.01)
+    ys = pn.solve(pn.systems.MassSpring(), y0.double(), t, method="rk4", dt=0.01).ys
+    moved = pn.solve(pn.systems.MassSpring(), y0, (t - t[0]).float(), method="rk4", dt=0.01).ys
+    torch.testing.assert_close(moved.double(), ys, rtol=1e-4, atol=1e-4)
