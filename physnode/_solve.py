@@ -157,7 +157,9 @@ def solve(f, y0: torch.Tensor, t, method="rk4", dt: float | None = None, rtol: f
         ``jac`` otherwise). Symplectic methods take real ``concat(q, p)``.
     t : torch.Tensor or sequence of float
         Output times, strictly monotonic (increasing or decreasing); ``t[0]`` is the time of
-        ``y0``.
+        ``y0``. They are taken in ``y0``'s (real) dtype; times whose gaps that cast would
+        move by more than 0.1% (float64 clock times, ``1.7e9`` s, with float32 states) are
+        refused with a ValueError.
     method : str or Integrator
         A name from ``physnode.integrators.METHODS`` or an integrator object (options such as
         ``RadauIIA5(newton=Newton(max_iter=8))``):
