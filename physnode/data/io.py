@@ -116,7 +116,8 @@ def load(path, columns=None, *, angles=None) -> Trajectories:
         and, naming the file, row and column: missing columns, non-numeric, NaN or infinite
         values, rows of the wrong length, times that do not strictly increase within a
         trajectory, or a trajectory with fewer than 3 samples. Rows count data rows from 1
-        (header, comment and blank lines are not rows).
+        (header, comment and blank lines are not rows). A row whose states are all NaN (a
+        frame the tracker lost) is not an error: it is dropped, leaving a gap in the times.
 
     Examples
     --------
@@ -194,7 +195,8 @@ def from_arrays(t, y, names=None, trajectory=None, dy=None, *, angles=None) -> T
     ValueError
         For inconsistent shapes, and, naming the index (0-based) and column: non-finite values,
         times that do not strictly increase within a trajectory, a trajectory id that comes
-        back, or a trajectory with fewer than 3 samples.
+        back, or a trajectory with fewer than 3 samples. A row whose states are all NaN (a
+        lost frame) is dropped instead, leaving a gap in the times.
 
     Examples
     --------
@@ -274,7 +276,8 @@ def from_dataframe(df, t="t", state=None, trajectory=None, derivatives=None, *,
     ValueError
         For labels that are not columns of ``df``, derivatives that do not match the states,
         and, naming the index label and column: non-finite values, times that do not strictly
-        increase within a trajectory, or a trajectory with fewer than 3 samples.
+        increase within a trajectory, or a trajectory with fewer than 3 samples. A row whose
+        states are all NaN (a lost frame) is dropped instead, leaving a gap in the times.
 
     Examples
     --------
@@ -591,7 +594,8 @@ def _from_long_table(source, ids, t, y, dy, names, *, labels=None,
     (n,), ``y`` and ``dy`` (n, dim) float64 arrays (``dy`` may be None); ``names`` the state
     names or None for the defaults. ``labels`` name the columns in messages, in the order
     trajectory, t, states, derivatives (default: physnode's CSV header) and ``row(i)`` words
-    the place of 0-based row ``i``. Checks that every value is finite, that each trajectory's
+    the place of 0-based row ``i``. Rows whose states are all NaN (lost frames) are dropped,
+    leaving gaps in the times. Checks that every other value is finite, that each trajectory's
     rows are contiguous, number at least ``MIN_SAMPLES`` and have strictly increasing times.
     """
     if names is None:
@@ -599,6 +603,14 @@ def _from_long_table(source, ids, t, y, dy, names, *, labels=None,
     if labels is None:
         labels = ["trajectory", "t", *names] + ([_derivative_name(n) for n in names]
                                                 if dy is not None else [])
+    # A row whose states are all NaN is a frame the tracker lost: dropped, it leaves a gap
+    # in the times (messages still name the rows as given).
+    lost = np.isnan(y).all(1) if y.shape[1] else np.zeros(len(y), bool)
+    if lost.any():
+        kept = np.flatnonzero(~lost)
+        ids, t, y = (None if ids is None else ids[kept]), t[kept], y[kept]
+        dy = None if dy is None else dy[kept]
+        row = (lambda given: lambda i: given(int(kept[i])))(row)
     numeric_ids = ids is not None and ids.dtype.kind in "iuf"
     parts = ([ids] if numeric_ids else []) + [t, y] + ([dy] if dy is not None else [])
     _check_finite(source, np.column_stack(parts).astype(np.float64),

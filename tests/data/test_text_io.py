@@ -396,7 +396,9 @@ def test_from_dataframe_errors_are_pinned(kwargs, error, message):
 
 def test_from_dataframe_names_the_index_label_of_a_bad_value():
     pd = pytest.importorskip("pandas")
-    df = pd.DataFrame({"t": [0.0, 1.0, 2.0], "x": [1.0, None, 3.0]}, index=["a", "b", "c"])
+    # One NaN beside a finite state (a row of NaN states alone is a lost frame, dropped).
+    df = pd.DataFrame({"t": [0.0, 1.0, 2.0], "x": [1.0, None, 3.0], "v": [0.0, 1.0, 2.0]},
+                      index=["a", "b", "c"])
     with pytest.raises(ValueError, match=r"^from_dataframe: index 'b', column 'x': value is nan; "
                                          r"expected a finite number$"):
         from_dataframe(df)
@@ -498,3 +500,24 @@ def test_angles_can_be_declared_when_reading(tmp_path):
     with pytest.raises(ValueError, match=r"^`angles` entries must be state names "
                                          r"\('theta', 'omega'\) or indices 0\.\.1; got 'x'$"):
         load(path, columns={"t": 0, "theta": 1, "omega": 2}, angles=("x",))
+
+
+def test_rows_whose_states_are_all_nan_are_lost_frames_kept_as_gaps(tmp_path):
+    # A tracker that loses the object writes NaN for every state of that frame: the frame is
+    # a gap in the times, not an error. A single NaN among finite states stays an error.
+    t = np.arange(8) * 0.1
+    y = np.column_stack([np.sin(t), np.cos(t)])
+    y[[2, 5]] = np.nan
+    data = pn.data.from_arrays(t, y, names=("x", "v"))
+    assert len(data) == 1 and len(data[0]) == 6
+    np.testing.assert_array_equal(data[0].t.numpy(), t[[0, 1, 3, 4, 6, 7]])
+    np.testing.assert_array_equal(data[0].y.numpy(), y[[0, 1, 3, 4, 6, 7]])
+    path = tmp_path / "lost.txt"
+    path.write_text("% t x v\n" + "".join(f"{a} {b} {c}\n" for a, (b, c) in zip(t, y)))
+    loaded = pn.data.load(path, columns={"t": 0, "x": 1, "v": 2})
+    np.testing.assert_array_equal(loaded[0].t.numpy(), t[[0, 1, 3, 4, 6, 7]])
+    y[6, 0] = np.nan
+    path.write_text("% t x v\n" + "".join(f"{a} {b} {c}\n" for a, (b, c) in zip(t, y)))
+    with pytest.raises(ValueError, match=r": row 7, column 'x': value is nan; expected a "
+                                         r"finite number$"):
+        pn.data.load(path, columns={"t": 0, "x": 1, "v": 2})
