@@ -610,7 +610,10 @@ def _from_long_table(source, ids, t, y, dy, names, *, labels=None,
         kept = np.flatnonzero(~lost)
         ids, t, y = (None if ids is None else ids[kept]), t[kept], y[kept]
         dy = None if dy is None else dy[kept]
-        row = (lambda given: lambda i: given(int(kept[i])))(row)
+        given = row
+
+        def row(i):
+            return given(int(kept[i]))
     numeric_ids = ids is not None and ids.dtype.kind in "iuf"
     parts = ([ids] if numeric_ids else []) + [t, y] + ([dy] if dy is not None else [])
     _check_finite(source, np.column_stack(parts).astype(np.float64),
