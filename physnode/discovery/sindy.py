@@ -40,7 +40,8 @@ class SparseFit:
 
 def sparse_regression(theta: np.ndarray, target: np.ndarray, held_out: np.ndarray,
                       tolerance: float = 1.5, floor: float = 0.01, ensemble: int = 0,
-                      seed: int = 0, complexity: np.ndarray | None = None) -> SparseFit:
+                      seed: int = 0, complexity: np.ndarray | None = None,
+                      admissible=None) -> SparseFit:
     """Sparse coefficients ``ξ`` with ``theta @ ξ ≈ target``.
 
     Parameters
@@ -56,6 +57,12 @@ def sparse_regression(theta: np.ndarray, target: np.ndarray, held_out: np.ndarra
         supports of the same size the least complex is chosen (default: all equal). With
         offset coordinates ``1, x, x²`` are nearly collinear, and ``{1, x}`` and ``{x, x²}``
         then predict equally well.
+    admissible : ``admissible(ξ) -> bool`` for a candidate's coefficients (``(k,)``, in the
+        units of ``theta`` and ``target``, fitted on the training samples), or None. A
+        support whose fit is not admissible is no candidate at all: it neither wins nor sets
+        the best error that the others are measured against. Used where a small residual
+        alone can be reached by a degenerate answer (a Lagrangian with a singular mass
+        matrix satisfies its own equations almost trivially).
     """
     scale = np.sqrt(np.mean(theta ** 2, axis=0))
     scale[scale == 0] = 1.0
@@ -79,16 +86,25 @@ def sparse_regression(theta: np.ndarray, target: np.ndarray, held_out: np.ndarra
     for support, error in score.small_supports():
         candidates.setdefault(support, (error, 0.0))
     # Moment-matrix errors can be inaccurate on ill-conditioned supports: every support that
-    # competes for the choice is rescored from the samples until the competitors are exact.
+    # competes for the choice is rescored from the samples (and checked for admissibility,
+    # dropped if it fails) until the competitors are exact.
     exact = set()
     while True:
+        if not candidates:
+            raise ValueError("no candidate support is admissible: every sparse fit of the "
+                             "library was rejected")
         best = min(error for error, _ in candidates.values())
         pending = [s for s, (err, _) in candidates.items()
                    if err <= tolerance * best + floor and s not in exact]
         if not pending:
             break
         for support in pending:
-            candidates[support] = (score.exact(support), candidates[support][1])
+            xi = score.fit(support)
+            if admissible is not None and not admissible(_unscaled(xi, support, scale,
+                                                                   target_scale)):
+                del candidates[support]
+                continue
+            candidates[support] = (score.exact(support, xi), candidates[support][1])
             exact.add(support)
     cost = np.zeros(theta.shape[1]) if complexity is None else np.asarray(complexity, float)
     acceptable = [(len(s), float(cost[list(s)].sum()), err, s)
@@ -100,6 +116,14 @@ def sparse_regression(theta: np.ndarray, target: np.ndarray, held_out: np.ndarra
     xi[list(support)] = np.linalg.lstsq(x[:, support], y, rcond=None)[0]
     inclusion = _inclusion(x, y, threshold, ensemble, seed) if ensemble else None
     return SparseFit(xi * target_scale / scale, float(error), float(threshold), inclusion)
+
+
+def _unscaled(xi, support, scale, target_scale) -> np.ndarray:
+    """Coefficients ``xi`` of standardised columns ``support`` as a full-length vector in the
+    units of the library and the target."""
+    full = np.zeros(len(scale))
+    full[list(support)] = xi * target_scale / scale[list(support)]
+    return full
 
 
 class _Scorer:
@@ -116,11 +140,15 @@ class _Scorer:
     def __call__(self, support) -> float:
         return float(self.batch(np.asarray([sorted(support)]))[0])
 
-    def exact(self, support) -> float:
-        """The same error by least squares on the samples themselves."""
-        columns = list(support)
-        xi = np.linalg.lstsq(self.xt[:, columns], self.yt, rcond=None)[0]
-        return float(np.sqrt(np.mean((self.xh[:, columns] @ xi - self.yh) ** 2)))
+    def fit(self, support) -> np.ndarray:
+        """Least-squares coefficients of ``support`` on the training samples themselves."""
+        return np.linalg.lstsq(self.xt[:, list(support)], self.yt, rcond=None)[0]
+
+    def exact(self, support, xi=None) -> float:
+        """The same error by least squares on the samples themselves (``xi``: that fit, when
+        already made)."""
+        xi = self.fit(support) if xi is None else xi
+        return float(np.sqrt(np.mean((self.xh[:, list(support)] @ xi - self.yh) ** 2)))
 
     def batch(self, supports: np.ndarray) -> np.ndarray:
         """Errors of ``S`` supports of ``m`` terms each, given as an ``(S, m)`` index array."""

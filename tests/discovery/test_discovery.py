@@ -468,6 +468,48 @@ def test_an_imperfect_model_still_gives_the_sparse_lagrangian():
     assert report["max_relative_coefficient_error"] < 0.05 and found.held_out_error > 0.003
 
 
+class DistortedDoublePendulum(DampedDoublePendulum):
+    """The damped double pendulum with a large error in the second acceleration, outside the
+    library: a badly fitted model."""
+
+    def __call__(self, t, y):
+        bump = torch.zeros_like(y)
+        bump[..., 3] = 10.0 * torch.sin(5 * y[..., 0]) * torch.cos(4 * y[..., 1])
+        return super().__call__(t, y) + bump
+
+
+def test_a_lagrangian_with_a_singular_mass_matrix_is_never_the_answer():
+    # Without the rule this motion gave ½ q̇₁² + 0.0888 q̇₁q̇₂ cos(q₁ − q₂) + 8.919 cos q₁: no
+    # q̇₂², an indefinite ∂²L/∂q̇², which leaves the second equation almost trivially
+    # satisfied and so scored better than any Lagrangian that determines q̈₂.
+    system = DistortedDoublePendulum()
+    found = pn.discovery.lagrangian(system, box={n: (-2.0, 2.0) for n in system.state_names})
+    y = 4 * torch.rand(500, 4, dtype=torch.float64,
+                       generator=torch.Generator().manual_seed(0)) - 2
+    hessian = sympy.hessian(found.expression, found.velocities)
+    mass = np.stack([np.stack([np.broadcast_to(np.asarray(sympy.lambdify(
+        found.positions, entry, "numpy")(*y[:, :2].T.numpy()), float), (500,))
+        for entry in row], -1) for row in hessian.tolist()], -2)
+    assert (np.linalg.eigvalsh(mass)[:, 0] > 0).all(), found
+
+
+def test_sparse_regression_drops_inadmissible_supports():
+    from physnode.discovery.sindy import sparse_regression
+    rng = np.random.default_rng(0)
+    theta = rng.standard_normal((400, 4))
+    target = theta[:, 0] + 0.5 * theta[:, 1] + 0.01 * rng.standard_normal(400)
+    held_out = rng.random(400) < 0.25
+    assert sparse_regression(theta, target, held_out).coefficients[:2] == pytest.approx(
+        [1.0, 0.5], abs=0.01)
+    # Refusing any fit that uses column 1 leaves column 0 alone, judged against the best
+    # admissible fit, not against the rejected exact one.
+    found = sparse_regression(theta, target, held_out, admissible=lambda xi: xi[1] == 0)
+    assert found.coefficients[1] == 0 and found.coefficients[0] == pytest.approx(1.0, abs=0.1)
+    assert found.score > 0.3
+    with pytest.raises(ValueError, match="no candidate support is admissible"):
+        sparse_regression(theta, target, held_out, admissible=lambda xi: False)
+
+
 class PendulumWithAngleFriction:
     """A pendulum whose joint friction changes with its angle, D(q) = c (1 + ½ cos q), as a
     model with a configuration damping looks to ``lagrangian``."""
