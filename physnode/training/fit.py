@@ -130,7 +130,8 @@ def fit(model, data: Trajectories | torch.Tensor, *, loss="auto", epochs: int | 
         are at least 10, else short blocks (a rollout window long) spread over every
         trajectory, that fraction of its samples (a held-out run among few is often outside
         the others' range; see :func:`split`). Stages converge on the validation loss and
-        end on their best validation weights.
+        end on their best validation weights; a stage after the first counts the weights it
+        started from among them, so it never ends worse than it began.
     seed : int
         Seeds the split and the minibatches.
     progress : bool
@@ -263,6 +264,13 @@ def _run_stage(model, stage, train, val, opt, sched, plateau, cap, batch_size, s
                desc=f"fit [{stage.name}]",
                unit="epoch")
     last_good = copy.deepcopy(model.state_dict())
+    if val is not None and state["stage_epoch"] == 0 and state["epoch"] > 0:
+        # The weights an earlier stage left are this stage's first candidate: a stage whose
+        # first steps go wrong (a fresh optimizer's full-size steps can throw a converged
+        # model into a region where its rollouts blow up) ends no worse than it began.
+        incoming = _validation_loss(stage, model, val, options, group)
+        if math.isfinite(incoming):
+            state.update(best_val=incoming, best_epoch=state["epoch"], best=last_good)
     stopped_early = converged = False
     for stage_epoch in bar:
         model.train()
@@ -296,13 +304,7 @@ def _run_stage(model, stage, train, val, opt, sched, plateau, cap, batch_size, s
         record = {"epoch": state["epoch"] + 1, "stage": stage.name, "train_loss": train_loss,
                   "val_loss": None, "lr": opt.param_groups[0]["lr"]}
         if val is not None:
-            model.eval()
-            with torch.no_grad():
-                if group is None:
-                    record["val_loss"] = _loss(stage, model, val, None, options, None).item()
-                else:
-                    record["val_loss"] = group.sum_or_raise(
-                        lambda: _loss(stage, model, val, None, options, group))[1].item()
+            record["val_loss"] = _validation_loss(stage, model, val, options, group)
             if record["val_loss"] < state["best_val"]:
                 state.update(best_val=record["val_loss"], best_epoch=record["epoch"],
                              best=copy.deepcopy(model.state_dict()))
@@ -353,6 +355,15 @@ def _fingerprint(train, val, stages, seed, epochs, batch_size) -> torch.Tensor:
     return torch.tensor([*checksum(train), *checksum(val), len(stages), seed,
                          -1 if epochs is None else epochs, -1 if batch_size is None else
                          batch_size], dtype=torch.float64)
+
+
+def _validation_loss(stage, model, val, options, group) -> float:
+    """The stage's loss on all of ``val``, in evaluation mode and without a graph."""
+    model.eval()
+    with torch.no_grad():
+        if group is None:
+            return _loss(stage, model, val, None, options, None).item()
+        return group.sum_or_raise(lambda: _loss(stage, model, val, None, options, group))[1].item()
 
 
 def _loss(stage, model, batch, idx, options, group) -> torch.Tensor:

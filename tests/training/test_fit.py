@@ -209,6 +209,25 @@ def test_early_stopping_and_validation_split_by_trajectory():
     assert no_val.history[-1]["val_loss"] is None
 
 
+def test_a_stage_that_only_makes_things_worse_ends_on_the_weights_it_started_from():
+    # An LNN of a double pendulum (seed 1 of benchmarks/lagrangian.py) left its derivative
+    # stage at 6.8% acceleration error; the rollout stage's fresh optimizer threw it into a
+    # region where rollouts blew up, and the fit ended on that stage's best, 4149% off.
+    data = pn.data.simulate(pn.systems.MassSpring(), n_trajectories=4, n_points=40, seed=0,
+                            noise=0.01)
+    torch.manual_seed(0)
+    model = pn.models.NeuralODE(dim=2, hidden=16)
+    stages = [pn.training.DerivativeLoss(max_epochs=100),
+              pn.training.RolloutLoss(lr=3.0, max_epochs=5)]        # steps far too large
+    result = pn.fit(model, data, loss=stages, progress=False, dtype=torch.float64)
+    derivative = [h for h in result.history if h["stage"] == "derivative"]
+    rollout = [h for h in result.history if h["stage"] == "rollout"]
+    assert len(rollout) == 5 and result.best_epoch == derivative[-1]["epoch"]
+    kept = pn.fit(model, data, loss=[stages[1]], epochs=1, lr=1e-12, progress=False,
+                  dtype=torch.float64).history[0]["val_loss"]
+    assert kept < min(h["val_loss"] for h in rollout) / 10
+
+
 class BreaksAfter(torch.nn.Module):
     """A NeuralODE whose output turns to NaN after a number of calls."""
 
