@@ -23,7 +23,7 @@ from .equations import (
 from .library import Library, declared_angles
 from .methods import Sindy, assemble
 from .regenerate import model_states, names_from_data, sample_states
-from .sindy import sparse_regression
+from .sindy import EXHAUSTIVE_LIMIT, sparse_regression
 
 LAGRANGIAN_FORMAT = "physnode.lagrangian/1"
 #: How far a model's dq/dt may stray from the velocities in its state, relative to their RMS,
@@ -143,11 +143,11 @@ def lagrangian(model, library=None, *, data: Trajectories | None = None,
         must be ``q̇`` within 10% RMS). Only its accelerations enter.
     library : None, str or Library
         ``None``: :meth:`Library.mechanical` (``q̇ᵢ q̇ⱼ``, ``q̇ᵢ``, ``1`` times polynomials of
-        the positions up to ``degree`` and trigonometric terms of the angles and their
-        differences). A string or a :class:`Library` as in :class:`~physnode.Sindy`. It
-        must hold ``q̇₁²``, and the first coordinate's inertia must have a constant part
-        (order the coordinates so: with polar ``(r, θ)``, ``L = ½ (ṙ² + r² θ̇²)`` works, and
-        ``(θ, r)`` does not).
+        the positions up to ``degree``, trigonometric terms of the angles and their
+        differences, and the other positions times those: ``r cos θ``). A string or a
+        :class:`Library` as in :class:`~physnode.Sindy`. It must hold ``q̇₁²``, and the first
+        coordinate's inertia must have a constant part (order the coordinates so: with polar
+        ``(r, θ)``, ``L = ½ (ṙ² + r² θ̇²)`` works, and ``(θ, r)`` does not).
     data, box, n_samples : where the motion is sampled: the states of ``data`` (where the
         model was trained; the symbols then take the data's names, as in
         :func:`physnode.discover`), else ``n_samples`` states drawn from ``box``, else the
@@ -213,8 +213,11 @@ def lagrangian(model, library=None, *, data: Trajectories | None = None,
     others = [k for k in range(len(terms)) if k != k0]
     held_out = np.tile(np.random.default_rng(seed).random(len(y)) < 0.25, dof)
     regular = _regular([terms[k] for k in others], anchor, symbols, velocities, y)
+    # One regression where discover makes one per state: it may spend their budget of
+    # exhaustively scored supports (an elastic pendulum's four-term L among 44 columns).
     xi, zeta, error = _regress_with(np.concatenate([columns[:, others], extra_columns], 1),
-                                    forced_columns, target, held_out, tolerance, regular)
+                                    forced_columns, target, held_out, tolerance, regular,
+                                    EXHAUSTIVE_LIMIT * len(names))
     coefficients = np.zeros(len(terms))
     coefficients[k0], coefficients[others] = 0.5, xi[:len(others)]
     rayleigh = assemble(forced + extra, np.concatenate([zeta, xi[len(others):]]))
@@ -327,7 +330,8 @@ def _regular(terms, anchor, symbols, velocities, states):
     return admissible
 
 
-def _regress_with(columns, forced, target, held_out, tolerance, admissible=None):
+def _regress_with(columns, forced, target, held_out, tolerance, admissible=None,
+                  exhaustive_limit=None):
     """Sparse ``columns @ ξ + forced @ ζ ≈ target`` with the ``forced`` columns (the diagonal
     Rayleigh terms ``½ cᵢ q̇ᵢ²``) kept unless their coefficient comes out negative: a
     dissipation cannot feed energy in, so such a term is dropped and the rest refitted, until
@@ -336,7 +340,7 @@ def _regress_with(columns, forced, target, held_out, tolerance, admissible=None)
     keep = np.ones(forced.shape[1], dtype=bool)
     while True:
         xi, zeta_kept, score = _regress_forced(columns, forced[:, keep], target, held_out,
-                                               tolerance, admissible)
+                                               tolerance, admissible, exhaustive_limit)
         negative = zeta_kept < 0
         if not negative.any():
             zeta = np.zeros(forced.shape[1])
@@ -345,7 +349,8 @@ def _regress_with(columns, forced, target, held_out, tolerance, admissible=None)
         keep[np.flatnonzero(keep)[negative]] = False
 
 
-def _regress_forced(columns, forced, target, held_out, tolerance, admissible=None):
+def _regress_forced(columns, forced, target, held_out, tolerance, admissible=None,
+                    exhaustive_limit=None):
     """Sparse ``columns @ ξ + forced @ ζ ≈ target`` with every ``forced`` column kept: the
     forced columns are regressed out first (Frisch–Waugh–Lovell, fitted on the training rows
     only, so the held-out rows stay held out), then fitted to what the sparse part leaves."""
@@ -358,7 +363,7 @@ def _regress_forced(columns, forced, target, held_out, tolerance, admissible=Non
     else:
         columns_left, target_left = columns, target
     fit = sparse_regression(columns_left, target_left, held_out, tolerance,
-                            admissible=admissible)
+                            admissible=admissible, exhaustive_limit=exhaustive_limit)
     zeta = (np.linalg.lstsq(forced, target - columns @ fit.coefficients, rcond=None)[0]
             if forced.shape[1] else np.zeros(0))
     return fit.coefficients, zeta, fit.score

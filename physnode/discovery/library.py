@@ -93,8 +93,9 @@ class Library:
         ``½ q̇ᵀ M(q) q̇ + A(q)·q̇ − V(q)``: monomials of the velocities of degree at most 2,
         times functions of the configuration — polynomials of the positions up to ``degree``
         and :meth:`angles` of the ``periodic`` positions (only trigonometric terms for those;
-        every position gets both when ``periodic`` is ``None``, not known). It holds, e.g.,
-        ``q̇₁ q̇₂ cos(q₁ − q₂)`` of a double pendulum and ``q̇² x²`` of a bead on a wire.
+        every position gets both when ``periodic`` is ``None``, not known), and each other
+        position times those angle terms. It holds, e.g., ``q̇₁ q̇₂ cos(q₁ − q₂)`` of a double
+        pendulum, ``q̇² x²`` of a bead on a wire and ``r cos θ`` of an elastic pendulum.
 
         Examples
         --------
@@ -111,6 +112,10 @@ class Library:
                 else cls.angles(known, harmonics) if known else None)
         if trig is not None:
             configuration = configuration + trig
+            if algebraic and known:
+                # A length times a sine or cosine of an angle: the height of a point at
+                # polar coordinates (r cos θ, an elastic pendulum's gravity).
+                configuration = configuration + cls.polynomial(algebraic, 1, constant=False) * trig
         return cls.polynomial(velocities, 2) * configuration
 
     @classmethod

@@ -41,7 +41,7 @@ class SparseFit:
 def sparse_regression(theta: np.ndarray, target: np.ndarray, held_out: np.ndarray,
                       tolerance: float = 1.5, floor: float = 0.01, ensemble: int = 0,
                       seed: int = 0, complexity: np.ndarray | None = None,
-                      admissible=None) -> SparseFit:
+                      admissible=None, exhaustive_limit: int | None = None) -> SparseFit:
     """Sparse coefficients ``ξ`` with ``theta @ ξ ≈ target``.
 
     Parameters
@@ -63,6 +63,8 @@ def sparse_regression(theta: np.ndarray, target: np.ndarray, held_out: np.ndarra
         the best error that the others are measured against. Used where a small residual
         alone can be reached by a degenerate answer (a Lagrangian with a singular mass
         matrix satisfies its own equations almost trivially).
+    exhaustive_limit : every support of up to ``EXHAUSTIVE_TERMS`` terms is scored for each
+        size with at most this many supports (default ``EXHAUSTIVE_LIMIT``).
     """
     scale = np.sqrt(np.mean(theta ** 2, axis=0))
     scale[scale == 0] = 1.0
@@ -83,7 +85,8 @@ def sparse_regression(theta: np.ndarray, target: np.ndarray, held_out: np.ndarra
             candidates[support] = (score(support), threshold)
     for support in _stepwise_paths(score, x.shape[1]):
         candidates.setdefault(support, (score(support), 0.0))
-    for support, error in score.small_supports():
+    for support, error in score.small_supports(EXHAUSTIVE_LIMIT if exhaustive_limit is None
+                                               else exhaustive_limit):
         candidates.setdefault(support, (error, 0.0))
     # Moment-matrix errors can be inaccurate on ill-conditioned supports: every support that
     # competes for the choice is rescored from the samples (and checked for admissibility,
@@ -162,12 +165,12 @@ class _Scorer:
               + np.einsum("sm,smk,sk->s", xi, self.hgram[rows, cols], xi))
         return np.sqrt(np.maximum(sq, 0.0) / self.n)
 
-    def small_supports(self):
+    def small_supports(self, limit: int):
         """``(support, error)`` of every support of 1 to ``EXHAUSTIVE_TERMS`` terms, for each
-        size with at most ``EXHAUSTIVE_LIMIT`` supports."""
+        size with at most ``limit`` supports."""
         k = self.gram.shape[0]
         for m in range(1, min(EXHAUSTIVE_TERMS, k) + 1):
-            if math.comb(k, m) > EXHAUSTIVE_LIMIT:
+            if math.comb(k, m) > limit:
                 break
             supports = np.array(list(itertools.combinations(range(k), m)))
             for support, error in zip(map(tuple, supports), self.batch(supports)):
