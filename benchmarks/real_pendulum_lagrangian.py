@@ -39,7 +39,7 @@ def main(argv=None):
         seconds = time.perf_counter() - start
         found = pn.discovery.lagrangian(model, data=data)
         print(f"{name} (fit {seconds:.0f} s): L = {found}, R = {found.dissipation}, "
-              f"held-out residual {100 * found.held_out_error:.1f}%")
+              f"held-out acceleration error {100 * found.held_out_error:.1f}%")
         print("   ", str(found.equations()).replace("\n", "; "))
     q, v = a[:, 2], a[:, 3]
     acc = np.gradient(v, a[:, 1])

@@ -41,7 +41,7 @@ class SparseFit:
 def sparse_regression(theta: np.ndarray, target: np.ndarray, held_out: np.ndarray,
                       tolerance: float = 1.5, floor: float = 0.01, ensemble: int = 0,
                       seed: int = 0, complexity: np.ndarray | None = None,
-                      admissible=None, exhaustive_limit: int | None = None) -> SparseFit:
+                      rescore=None, exhaustive_limit: int | None = None) -> SparseFit:
     """Sparse coefficients ``ξ`` with ``theta @ ξ ≈ target``.
 
     Parameters
@@ -57,12 +57,14 @@ def sparse_regression(theta: np.ndarray, target: np.ndarray, held_out: np.ndarra
         supports of the same size the least complex is chosen (default: all equal). With
         offset coordinates ``1, x, x²`` are nearly collinear, and ``{1, x}`` and ``{x, x²}``
         then predict equally well.
-    admissible : ``admissible(ξ) -> bool`` for a candidate's coefficients (``(k,)``, in the
-        units of ``theta`` and ``target``, fitted on the training samples), or None. A
-        support whose fit is not admissible is no candidate at all: it neither wins nor sets
-        the best error that the others are measured against. Used where a small residual
-        alone can be reached by a degenerate answer (a Lagrangian with a singular mass
-        matrix satisfies its own equations almost trivially).
+    rescore : ``rescore(ξ, residual) -> float``, or None: the held-out error of a support
+        that competes for the choice by another measure than the residual's, from its
+        coefficients ``ξ`` (``(k,)``, in the units of ``theta`` and ``target``, fitted on the
+        training samples) and its residual ``theta @ ξ − target`` (``(n,)``); ``inf`` when it
+        is no candidate at all (it neither wins nor sets the best error that the others are
+        measured against). Used where a small residual can be reached by a degenerate answer
+        (a Lagrangian whose mass matrix is nearly singular satisfies its own equations
+        almost trivially, and its accelerations are far off).
     exhaustive_limit : every support of up to ``EXHAUSTIVE_TERMS`` terms is scored for each
         size with at most this many supports (default ``EXHAUSTIVE_LIMIT``).
     """
@@ -89,13 +91,13 @@ def sparse_regression(theta: np.ndarray, target: np.ndarray, held_out: np.ndarra
                                                else exhaustive_limit):
         candidates.setdefault(support, (error, 0.0))
     # Moment-matrix errors can be inaccurate on ill-conditioned supports: every support that
-    # competes for the choice is rescored from the samples (and checked for admissibility,
-    # dropped if it fails) until the competitors are exact.
+    # competes for the choice is rescored from the samples (or by `rescore`, and dropped if
+    # that rejects it) until the competitors are exact.
     exact = set()
     while True:
         if not candidates:
-            raise ValueError("no candidate support is admissible: every sparse fit of the "
-                             "library was rejected")
+            raise ValueError("no candidate support is admissible: `rescore` rejected every "
+                             "sparse fit of the library")
         best = min(error for error, _ in candidates.values())
         pending = [s for s, (err, _) in candidates.items()
                    if err <= tolerance * best + floor and s not in exact]
@@ -103,11 +105,15 @@ def sparse_regression(theta: np.ndarray, target: np.ndarray, held_out: np.ndarra
             break
         for support in pending:
             xi = score.fit(support)
-            if admissible is not None and not admissible(_unscaled(xi, support, scale,
-                                                                   target_scale)):
-                del candidates[support]
-                continue
-            candidates[support] = (score.exact(support, xi), candidates[support][1])
+            if rescore is None:
+                error = score.exact(support, xi)
+            else:
+                full = _unscaled(xi, support, scale, target_scale)
+                error = rescore(full, theta @ full - target)
+                if not np.isfinite(error):
+                    del candidates[support]
+                    continue
+            candidates[support] = (error, candidates[support][1])
             exact.add(support)
     cost = np.zeros(theta.shape[1]) if complexity is None else np.asarray(complexity, float)
     acceptable = [(len(s), float(cost[list(s)].sum()), err, s)

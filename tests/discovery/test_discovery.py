@@ -493,7 +493,7 @@ def test_a_lagrangian_with_a_singular_mass_matrix_is_never_the_answer():
     assert (np.linalg.eigvalsh(mass)[:, 0] > 0).all(), found
 
 
-def test_sparse_regression_drops_inadmissible_supports():
+def test_sparse_regression_rescores_the_competing_supports():
     from physnode.discovery.sindy import sparse_regression
     rng = np.random.default_rng(0)
     theta = rng.standard_normal((400, 4))
@@ -501,13 +501,22 @@ def test_sparse_regression_drops_inadmissible_supports():
     held_out = rng.random(400) < 0.25
     assert sparse_regression(theta, target, held_out).coefficients[:2] == pytest.approx(
         [1.0, 0.5], abs=0.01)
+
+    def residual_error(xi, residual):
+        assert residual == pytest.approx(theta @ xi - target)
+        return float(np.sqrt(np.mean(residual[held_out] ** 2)) / np.std(target))
+
+    # The same measure as the residual's: the same answer and error.
+    same = sparse_regression(theta, target, held_out, rescore=residual_error)
+    assert same.coefficients[:2] == pytest.approx([1.0, 0.5], abs=0.01) and same.score < 0.02
     # Refusing any fit that uses column 1 leaves column 0 alone, judged against the best
     # admissible fit, not against the rejected exact one.
-    found = sparse_regression(theta, target, held_out, admissible=lambda xi: xi[1] == 0)
+    found = sparse_regression(theta, target, held_out, rescore=lambda xi, residual: (
+        math.inf if xi[1] else residual_error(xi, residual)))
     assert found.coefficients[1] == 0 and found.coefficients[0] == pytest.approx(1.0, abs=0.1)
     assert found.score > 0.3
     with pytest.raises(ValueError, match="no candidate support is admissible"):
-        sparse_regression(theta, target, held_out, admissible=lambda xi: False)
+        sparse_regression(theta, target, held_out, rescore=lambda xi, residual: math.inf)
 
 
 class ElasticPendulum:
