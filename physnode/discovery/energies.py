@@ -24,7 +24,7 @@ from .equations import (
 from .library import Library, declared_angles
 from .methods import Sindy, assemble
 from .regenerate import model_states, names_from_data, sample_states
-from .sindy import EXHAUSTIVE_LIMIT, sparse_regression
+from .sindy import EXHAUSTIVE_LIMIT, NoAdmissibleSupport, sparse_regression
 
 LAGRANGIAN_FORMAT = "physnode.lagrangian/1"
 #: How far a model's dq/dt may stray from the velocities in its state, relative to their RMS,
@@ -219,9 +219,16 @@ def lagrangian(model, library=None, *, data: Trajectories | None = None,
                            rate[:, dof:], held_out[:len(y)])
     # One regression where discover makes one per state: it may spend their budget of
     # exhaustively scored supports (an elastic pendulum's four-term L among 44 columns).
-    xi, zeta, error = _regress_with(np.concatenate([columns[:, others], extra_columns], 1),
-                                    forced_columns, target, held_out, tolerance, motion,
-                                    EXHAUSTIVE_LIMIT * len(names))
+    try:
+        xi, zeta, error = _regress_with(np.concatenate([columns[:, others], extra_columns], 1),
+                                        forced_columns, target, held_out, tolerance, motion,
+                                        EXHAUSTIVE_LIMIT * len(names))
+    except NoAdmissibleSupport:
+        raise ValueError(f"no Lagrangian of the library determines the model's motion: every "
+                         f"candidate's mass matrix ∂²L/∂q̇² is singular or indefinite at some "
+                         f"of the {len(y)} sampled states (give a `library` holding the "
+                         f"system's kinetic terms, or check that the model was fitted to "
+                         f"(q, q̇) data)") from None
     coefficients = np.zeros(len(terms))
     coefficients[k0], coefficients[others] = 0.5, xi[:len(others)]
     rayleigh = assemble(forced + extra, np.concatenate([zeta, xi[len(others):]]))

@@ -38,6 +38,10 @@ class SparseFit:
     inclusion: np.ndarray | None = None
 
 
+class NoAdmissibleSupport(ValueError):
+    """Every candidate support was rejected by :func:`sparse_regression`'s ``rescore``."""
+
+
 def sparse_regression(theta: np.ndarray, target: np.ndarray, held_out: np.ndarray,
                       tolerance: float = 1.5, floor: float = 0.01, ensemble: int = 0,
                       seed: int = 0, complexity: np.ndarray | None = None,
@@ -96,8 +100,8 @@ def sparse_regression(theta: np.ndarray, target: np.ndarray, held_out: np.ndarra
     exact = set()
     while True:
         if not candidates:
-            raise ValueError("no candidate support is admissible: `rescore` rejected every "
-                             "sparse fit of the library")
+            raise NoAdmissibleSupport("no candidate support is admissible: `rescore` rejected "
+                                      "every sparse fit of the library")
         best = min(error for error, _ in candidates.values())
         pending = [s for s, (err, _) in candidates.items()
                    if err <= tolerance * best + floor and s not in exact]

@@ -493,6 +493,16 @@ def test_a_lagrangian_with_a_singular_mass_matrix_is_never_the_answer():
     assert (np.linalg.eigvalsh(mass)[:, 0] > 0).all(), found
 
 
+def test_a_library_without_a_regular_lagrangian_is_refused_by_name():
+    system = DampedDoublePendulum()
+    q1, q2, v1, v2 = sympy.symbols("q1 q2 qdot1 qdot2", real=True)
+    library = Library((q1, q2, v1, v2), (v1 ** 2, sympy.cos(q1), sympy.cos(q2), v1 * v2))
+    with pytest.raises(ValueError, match=r"no Lagrangian of the library determines the "
+                                         r"model's motion: every candidate's mass matrix"):
+        pn.discovery.lagrangian(system, library,
+                                box={n: (-1.0, 1.0) for n in system.state_names})
+
+
 def test_sparse_regression_rescores_the_competing_supports():
     from physnode.discovery.sindy import sparse_regression
     rng = np.random.default_rng(0)
