@@ -264,13 +264,15 @@ def _run_stage(model, stage, train, val, opt, sched, plateau, cap, batch_size, s
                desc=f"fit [{stage.name}]",
                unit="epoch")
     last_good = copy.deepcopy(model.state_dict())
+    started = state["epoch"] - state["stage_epoch"]         # epochs before this stage
     if val is not None and state["stage_epoch"] == 0 and state["epoch"] > 0:
         # The weights an earlier stage left are this stage's first candidate: a stage whose
         # first steps go wrong (a fresh optimizer's full-size steps can throw a converged
         # model into a region where its rollouts blow up) ends no worse than it began.
         incoming = _validation_loss(stage, model, val, options, group)
         if math.isfinite(incoming):
-            state.update(best_val=incoming, best_epoch=state["epoch"], best=last_good)
+            # best_epoch still names the epoch whose weights the earlier stage ended on.
+            state.update(best_val=incoming, best=last_good)
     stopped_early = converged = False
     for stage_epoch in bar:
         model.train()
@@ -323,8 +325,10 @@ def _run_stage(model, stage, train, val, opt, sched, plateau, cap, batch_size, s
         bar.set_postfix(loss=f"{train_loss:.3g}",
                         val=f"{record['val_loss']:.3g}" if val is not None else "-")
         done = converged or stage_epoch + 1 == cap
+        # Patience counts from this stage's start when its best is still the weights it
+        # started from (their epoch belongs to the earlier stage).
         if patience is not None and val is not None and \
-                record["epoch"] - state["best_epoch"] >= patience:
+                record["epoch"] - max(state["best_epoch"], started) >= patience:
             stopped_early = done = True
         if checkpoint is not None and (state["epoch"] % checkpoint_every == 0 or done):
             _save_checkpoint(checkpoint, model, opt, sched, shuffle, state, group)
