@@ -243,11 +243,7 @@ def _check_definite(found, q: np.ndarray) -> None:
     eigenvalue at some of the sampled configurations ``q`` (rows): the model's friction is
     positive semi-definite by construction, but a sparse regression of ``R`` is not
     constrained to be, and such an ``R`` feeds energy in where ``D`` is indefinite."""
-    damping, n = found.damping_matrix(), len(q)
-    values = np.stack([np.stack([np.broadcast_to(np.asarray(
-        sympy.lambdify(found.positions, entry, "numpy")(*q.T), float), (n,))
-        for entry in row], -1) for row in damping.tolist()], -2)     # (n, dof, dof)
-    eigenvalues = np.linalg.eigvalsh(values)
+    eigenvalues = np.linalg.eigvalsh(_matrix_at(found.damping_matrix(), found.positions, q))
     top = float(np.abs(eigenvalues).max())
     negative = eigenvalues[:, 0] < -1e-9 * top
     if negative.any():
@@ -257,6 +253,19 @@ def _check_definite(found, q: np.ndarray) -> None:
                       f"{eigenvalues[:, 0].min():.3g}, largest anywhere {top:.3g}): its "
                       f"friction would feed energy in there, so do not trust its equations "
                       f"of motion in that region", stacklevel=3)
+
+
+def _matrix_at(matrix: sympy.Matrix, symbols, samples: np.ndarray) -> np.ndarray:
+    """A square matrix of expressions in ``symbols`` at the rows of ``samples`` (values of
+    the symbols, in order): ``(n, d, d)``."""
+    n, d = len(samples), matrix.shape[0]
+    values = np.zeros((n, d, d))
+    for (i, j), entry in np.ndenumerate(np.array(matrix.tolist(), dtype=object)):
+        if entry != 0:
+            values[:, i, j] = np.broadcast_to(np.asarray(
+                sympy.lambdify(symbols, entry, "numpy")(*samples[:, :len(symbols)].T), float),
+                (n,))
+    return values
 
 
 def _rayleigh_terms(library, velocities) -> list:
@@ -327,21 +336,15 @@ def _motion_error(terms, anchor, symbols, velocities, states, accelerations, row
     n, dof = len(states), len(velocities)
 
     def hessian(term):
-        values = np.zeros((n, dof, dof))
-        for i, a in enumerate(velocities):
-            for j, b in enumerate(velocities):
-                entry = sympy.diff(term, a, b)
-                if entry != 0:
-                    values[:, i, j] = np.broadcast_to(np.asarray(
-                        sympy.lambdify(symbols, entry, "numpy")(*states.T), float), (n,))
-        return values
+        return _matrix_at(sympy.hessian(term, velocities), symbols, states)
 
     base = hessian(anchor) / 2
     hessians = np.stack([hessian(term) for term in terms]) if terms else np.zeros((0, n, dof, dof))
     size = np.sqrt(np.mean(np.sum(accelerations[rows] ** 2, 1)))
 
     def rescore(xi, residual) -> float:
-        mass = base + np.einsum("k,knij->nij", xi[:len(terms)], hessians)
+        used = np.flatnonzero(xi[:len(terms)])          # a sparse support: its terms only
+        mass = base + np.einsum("k,knij->nij", xi[used], hessians[used])
         eigenvalues = np.linalg.eigvalsh(mass)
         if not (eigenvalues[:, 0] > 1e-9 * np.abs(eigenvalues).max()).all():
             return math.inf
