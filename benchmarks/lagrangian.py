@@ -9,7 +9,10 @@ coefficient ½): ``L = ½ q̇₁² + ¼ q̇₂² + ½ q̇₁q̇₂ cos(q₁ − 
 ``R = 0.0125 (q̇₁² + q̇₂²)``. Reported: exact support, the worst coefficient error (a ratio to
 the ``q̇₁²`` coefficient), the Rayleigh coefficients, the held-out error of the accelerations
 that ``L`` gives against the model's, the model's acceleration error at the clean states and
-its fit quality, the fit and discovery times.
+its fit quality, the fit and discovery times. For the HNN, also the energy that
+``pn.discovery.hamiltonian`` gives: its support against the truth's energy
+``E = Σ q̇ᵢ ∂L/∂q̇ᵢ − L`` and its worst coefficient error after scaling both to the same
+``q̇₁²`` coefficient.
 
 With ``--system elastic``: an elastic pendulum (a unit mass on a spring of stiffness 40 and
 rest length 1, g = 9.81) in polar coordinates ``(r, θ, ṙ, θ̇)``, no friction, 8 trajectories of
@@ -88,6 +91,22 @@ def truth():
             + (m1 + m2) * g * l1 * sympy.cos(q1) + m2 * g * l2 * sympy.cos(q2))
 
 
+def energy_report(found: sympy.Expr, truth: sympy.Expr) -> str:
+    """``exact support?, worst coefficient error`` of an energy ``found`` against the energy
+    of the Lagrangian ``truth``, both scaled so that their first velocity squared has
+    coefficient ½ (constants dropped)."""
+    velocities = sorted((s for s in truth.free_symbols if s.name.endswith("dot")),
+                        key=lambda s: s.name)
+    energy = sympy.expand(sum(v * sympy.diff(truth, v) for v in velocities) - truth)
+    true_terms, found_terms = (
+        {t: c / terms[velocities[0] ** 2] / 2 for t, c in terms.items() if t != 1}
+        for terms in (energy.as_coefficients_dict(), sympy.expand(found).as_coefficients_dict()))
+    if found_terms.keys() != true_terms.keys():
+        return "no"
+    worst = max(abs(float(found_terms[t] / c) - 1) for t, c in true_terms.items())
+    return f"yes, {100 * worst:.1f}%"
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seeds", type=int, default=3)
@@ -99,8 +118,9 @@ def main(argv=None):
     scale = (1.0 + 1.0) * 1.0 ** 2               # L is divided by (m1 + m2) l1² (q̇₁²: ½)
     print("true R = 0" if elastic else f"true R = {DAMPING / 2 / scale:.4g} (q̇₁² + q̇₂²)")
     print("| model | seed | acceleration error | fit quality | exact support | worst coefficient "
-          "| R coefficients | held-out acceleration error of L | fit (s) | lagrangian (s) |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+          "| R coefficients | held-out acceleration error of L | energy (hamiltonian) "
+          "| fit (s) | lagrangian (s) |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for seed in range(args.seeds):
         data, x, rates = (elastic_recording(seed) if elastic else
                           recording(seed, pn.systems.DoublePendulum(damping=DAMPING), turns=20))
@@ -116,13 +136,15 @@ def main(argv=None):
             rayleigh = ", ".join(f"{float(c):.4f}" for c in
                                  sympy.Poly(found.dissipation, *found.velocities).coeffs())
             quality = pn.discovery.fit_quality(model, data)
+            energy = (energy_report(pn.discovery.hamiltonian(model, data=data), target)
+                      if isinstance(model, pn.models.HNN) else "–")
             print(f"| {name} | {seed} | {100 * acceleration_error(model, x, rates):.1f}% | "
                   f"{quality.ratio:.1f}× noise | {'yes' if report['exact_support'] else 'no'} | "
                   f"{100 * report['max_relative_coefficient_error']:.1f}% | {rayleigh} | "
-                  f"{100 * found.held_out_error:.1f}% | {fitted - start:.0f} | "
+                  f"{100 * found.held_out_error:.1f}% | {energy} | {fitted - start:.0f} | "
                   f"{found_at - fitted:.0f} |", flush=True)
             if not report["exact_support"]:
-                print(f"|   | found | {found} | | | | | | | |", flush=True)
+                print(f"|   | found | {found} | | | | | | | | |", flush=True)
 
 
 if __name__ == "__main__":

@@ -41,11 +41,20 @@ def hamiltonian(model, library=None, *, data: Trajectories | None = None,
     sparse when the mass depends on ``q``; its scale is the learned one, which only ratios
     fix: :func:`lagrangian` gives a gauge-fixed result).
 
-    The scalar is regressed on ``library`` (plus a constant, dropped afterwards: an energy is
-    defined up to an additive constant), with the same automatic sparsity as
-    :func:`physnode.discover`, at the states of ``data`` (where the model was trained), or
-    else at ``n_samples`` states drawn from ``box``, or else at the training states that
-    :func:`physnode.fit` kept with the model. ``library=None``: ``"poly+trig"`` in ``(q, p)``,
+    In canonical coordinates the scalar is regressed on ``library`` (plus a constant, dropped
+    afterwards: an energy is defined up to an additive constant), with the same automatic
+    sparsity as :func:`physnode.discover`. In velocity coordinates ``E`` is the energy
+    ``q̇·∂L/∂q̇ − L`` of the model's Lagrangian, found from its motion by :func:`lagrangian`
+    (same arguments; its ``library`` must hold ``q̇₁²``), times the factor that fits the
+    learned values. Regressing the values themselves there gave collinear stand-ins: on an
+    elastic pendulum's HNN, ``0.048 r⁴θ̇² + 0.186 rθ̇²`` for ``½ r²θ̇²`` and ``−0.144 r²ṙ²
+    + 0.368 rṙ²`` for ``½ ṙ²`` (``r`` in [1.1, 1.4]), since the right five terms and the
+    constant are more than the supports searched exhaustively; the Lagrangian needs four
+    once its scale is fixed.
+
+    The states are those of ``data`` (where the model was trained), or else ``n_samples``
+    states drawn from ``box``, or else the training states that :func:`physnode.fit` kept
+    with the model. ``library=None``: ``"poly+trig"`` in ``(q, p)``,
     :meth:`Library.mechanical` in velocity coordinates. At the states of ``data`` the symbols
     take the data's names, as :func:`physnode.discover` gives them (positions-only data:
     ``theta`` and ``thetadot``); otherwise the model's.
@@ -72,20 +81,29 @@ def hamiltonian(model, library=None, *, data: Trajectories | None = None,
     y = _states(model, names, data, box, n_samples, seed)
     with torch.no_grad():
         values = scalar(y).detach().cpu().double().numpy()
-    angles = declared_angles(data, model)
-    if library is None and getattr(model, "coordinates", "canonical") == "velocity":
-        dof = len(names) // 2
-        periodic = None if angles is None else [symbols[i] for i in angles]
-        lib = Library.mechanical(symbols[:dof], symbols[dof:], degree, harmonics, periodic)
-    else:
-        lib = Sindy(library=library or "poly+trig", degree=degree,
-                    harmonics=harmonics).terms(symbols, angles)
+    states = y.detach().cpu().double().numpy()
+    if getattr(model, "coordinates", "canonical") == "velocity":
+        found = lagrangian(model, library, data=data, box=box, degree=degree,
+                           harmonics=harmonics, n_samples=n_samples, tolerance=tolerance,
+                           seed=seed)
+        return _in_learned_scale(found.energy(), symbols, states, values)
+    lib = Sindy(library=library or "poly+trig", degree=degree,
+                harmonics=harmonics).terms(symbols, declared_angles(data, model))
     lib = type(lib)(symbols, (sympy.Integer(1),) + lib.terms)
     held_out = np.random.default_rng(seed).random(len(values)) < 0.25
-    states = y.detach().cpu().double().numpy()
     fit = sparse_regression(lib.matrix(states), values, held_out, tolerance)
     expression = assemble(lib.terms, fit.coefficients)
     return expression - expression.as_coeff_Add()[0]
+
+
+def _in_learned_scale(energy: sympy.Expr, symbols, states: np.ndarray,
+                      values: np.ndarray) -> sympy.Expr:
+    """``c · energy`` with ``c`` (and a constant, dropped) fitted by least squares to a
+    model's learned ``values`` at ``states``."""
+    column = np.broadcast_to(np.asarray(sympy.lambdify(symbols, energy, "numpy")(*states.T),
+                                        float), values.shape)
+    c = np.linalg.lstsq(np.stack([column, np.ones_like(column)], 1), values, rcond=None)[0][0]
+    return sympy.expand(sympy.Float(float(c)) * energy)
 
 
 def _names(model, names, data, box) -> tuple:
@@ -453,6 +471,12 @@ class Lagrangian:
         at every configuration; :func:`lagrangian` warns when the recovered one is not at the
         sampled configurations."""
         return sympy.hessian(self.dissipation, self.velocities)
+
+    def energy(self) -> sympy.Expr:
+        """The energy function ``E = Σᵢ q̇ᵢ ∂L/∂q̇ᵢ − L`` (``½ q̇ᵀ M q̇ + V`` for ``L = ½ q̇ᵀ M q̇ −
+        V``), conserved by the motion without friction; in the units of ``L``."""
+        return sympy.expand(sum(v * sympy.diff(self.expression, v) for v in self.velocities)
+                            - self.expression)
 
     def equations(self) -> Equations:
         """The equations of motion ``q̈ = M(q)⁻¹ (∂L/∂q − (∂²L/∂q̇∂q) q̇ − ∂R/∂q̇)`` by
