@@ -282,8 +282,12 @@ def quality_section(quality, title: str = "Fit quality") -> Section:
     (:class:`~physnode.discovery.FitQuality`); ``None`` says it could not be measured."""
     if quality is None:
         return Section(title, [Text("Not measured: no trajectory is long enough.")])
-    verdict = ("good enough to discover equations from" if quality.trusted else
-               "**too poor to trust equations discovered from the model**")
+    verdict = ("**too poor to trust equations discovered from the model**"
+               if not quality.trusted else
+               "good enough by this measure, but **the sampling is coarse for the dynamics**: "
+               "the noise figure is an upper bound, derivative estimates are biased, and the "
+               "equations may be off" if quality.coarse else
+               "good enough to discover equations from")
     return Section(title, [
         Text(f"{quality}: {verdict}."),
         Table([{"rollout error (% of spread)": 100 * quality.rollout_error,

@@ -35,7 +35,8 @@ def discover(source, method: str | DiscoveryMethod = "sindy", library=None, *,
         :meth:`Equations.consensus` (term inclusion frequencies and coefficient spreads).
         With ``data``, how well the model reproduces the observations is
         measured first (``Equations.fit_quality``), with a warning when it is too poor to
-        trust what follows.
+        trust what follows, or when the observations are sampled too coarsely for their
+        dynamics to measure it (:func:`~physnode.discovery.quality.coarse_sampling`).
         Raw ``Trajectories``: their ``dy`` if present, otherwise local polynomial estimates on
         the actual sample times, without the one-sided ones at each trajectory's ends — the
         baseline that the model-based route is compared to.
