@@ -180,6 +180,11 @@ def test_coarse_sampling_is_told_apart_from_noise(noise):
     with pytest.warns(UserWarning, match="sampled coarsely for their dynamics"):
         warn_if_untrusted(quality)                      # what discover calls with its data
     assert not pn.discovery.fit_quality(pn.systems.Pendulum(), pendulum).coarse
+    # Coarse but resolved: a pendulum of period 1.4 s at 10 samples a second, whose
+    # narrowest fits leave about its noise (0.93% at 1%).
+    fast = pn.data.simulate(pn.systems.Pendulum(length=0.5), n_trajectories=6,
+                            t_span=(0.0, 8.0), n_points=80, noise=0.01, irregular=True, seed=2)
+    assert not coarse_sampling(fast)
 
 
 class _PendulumInVelocities(torch.nn.Module):
