@@ -285,8 +285,8 @@ def quality_section(quality, title: str = "Fit quality") -> Section:
     verdict = ("**too poor to trust equations discovered from the model**"
                if not quality.trusted else
                "good enough by this measure, but **the sampling is coarse for the dynamics**: "
-               "the noise figure is an upper bound, derivative estimates are biased, and the "
-               "equations may be off" if quality.coarse else
+               "the noise figure is an upper bound, so this measure can look better than the "
+               "model is, and derivative estimates are biased" if quality.coarse else
                "good enough to discover equations from")
     return Section(title, [
         Text(f"{quality}: {verdict}."),

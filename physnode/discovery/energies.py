@@ -45,7 +45,8 @@ def hamiltonian(model, library=None, *, data: Trajectories | None = None,
     afterwards: an energy is defined up to an additive constant), with the same automatic
     sparsity as :func:`physnode.discover`. In velocity coordinates ``E`` is the energy
     ``q̇·∂L/∂q̇ − L`` of the model's Lagrangian, found from its motion by :func:`lagrangian`
-    (same arguments; its ``library`` must hold ``q̇₁²``), times the factor that fits the
+    (same arguments and requirements: its ``library`` must hold ``q̇₁²``, and the first
+    coordinate's inertia must have a constant part), times the factor that fits the
     learned values. Regressing the values themselves there gave collinear stand-ins: on an
     elastic pendulum's HNN, ``0.048 r⁴θ̇² + 0.186 rθ̇²`` for ``½ r²θ̇²`` and ``−0.144 r²ṙ²
     + 0.368 rṙ²`` for ``½ ṙ²`` (``r`` in [1.1, 1.4]), since the right five terms and the
