@@ -101,8 +101,7 @@ def _in_learned_scale(energy: sympy.Expr, symbols, states: np.ndarray,
                       values: np.ndarray) -> sympy.Expr:
     """``c · energy`` with ``c`` (and a constant, dropped) fitted by least squares to a
     model's learned ``values`` at ``states``."""
-    column = np.broadcast_to(np.asarray(sympy.lambdify(symbols, energy, "numpy")(*states.T),
-                                        float), values.shape)
+    column = _values(energy, symbols, states)
     c = np.linalg.lstsq(np.stack([column, np.ones_like(column)], 1), values, rcond=None)[0][0]
     return sympy.expand(sympy.Float(float(c)) * energy)
 
@@ -277,14 +276,8 @@ def _check_definite(found, q: np.ndarray) -> None:
 def _matrix_at(matrix: sympy.Matrix, symbols, samples: np.ndarray) -> np.ndarray:
     """A square matrix of expressions in ``symbols`` at the rows of ``samples`` (values of
     the symbols, in order): ``(n, d, d)``."""
-    n, d = len(samples), matrix.shape[0]
-    values = np.zeros((n, d, d))
-    for (i, j), entry in np.ndenumerate(np.array(matrix.tolist(), dtype=object)):
-        if entry != 0:
-            values[:, i, j] = np.broadcast_to(np.asarray(
-                sympy.lambdify(symbols, entry, "numpy")(*samples[:, :len(symbols)].T), float),
-                (n,))
-    return values
+    d = matrix.shape[0]
+    return np.stack([_values(entry, symbols, samples) for entry in matrix], -1).reshape(-1, d, d)
 
 
 def _rayleigh_terms(library, velocities) -> list:
@@ -324,10 +317,16 @@ def _euler_lagrange_columns(terms, positions, velocities, samples):
 def _stacked(expressions, symbols, samples) -> np.ndarray:
     """One expression per equation evaluated at ``samples`` (rows of values of ``symbols``,
     extra columns ignored) and stacked, equation after equation: ``(n·len(expressions),)``."""
-    values = samples[:, :len(symbols)].T
-    return np.concatenate([np.broadcast_to(np.asarray(
-        sympy.lambdify(symbols, e, "numpy")(*values), float), samples.shape[:1])
-        for e in expressions])
+    return np.concatenate([_values(e, symbols, samples) for e in expressions])
+
+
+def _values(expression, symbols, samples) -> np.ndarray:
+    """``expression`` at the rows of ``samples`` (values of ``symbols``, in order; extra
+    columns ignored): ``(n,)``, without compiling an expression that is identically 0."""
+    if expression == 0:
+        return np.zeros(len(samples))
+    return np.broadcast_to(np.asarray(sympy.lambdify(symbols, expression, "numpy")(
+        *samples[:, :len(symbols)].T), float), samples.shape[:1])
 
 
 def _euler_lagrange(L, positions, velocities, accelerations, i):

@@ -85,11 +85,19 @@ def noise_level(data: Trajectories) -> torch.Tensor:
     over the residual degrees of freedom), pooled over trajectories of at least 7 samples;
     ``(dim,)``, float64 (NaN when none is that long). An upper bound where the sampling is
     coarse for the dynamics (:func:`coarse_sampling`)."""
-    fits = [(len(tr), smooth(tr.t.double(), tr.y.double()).noise) for tr in data
-            if len(tr) >= 7]
+    return _pooled_noise(_smoothings(data), data.dim)
+
+
+def _smoothings(data: Trajectories) -> list:
+    """``(samples, Smoothing)`` of every trajectory of at least 7 samples."""
+    return [(len(tr), smooth(tr.t.double(), tr.y.double())) for tr in data if len(tr) >= 7]
+
+
+def _pooled_noise(fits: list, dim: int) -> torch.Tensor:
+    """:func:`noise_level` from :func:`_smoothings`."""
     if not fits:
-        return torch.full((data.dim,), math.nan, dtype=torch.float64)
-    return (sum(n * s.pow(2) for n, s in fits) / sum(n for n, _ in fits)).sqrt()
+        return torch.full((dim,), math.nan, dtype=torch.float64)
+    return (sum(n * fit.noise.pow(2) for n, fit in fits) / sum(n for n, _ in fits)).sqrt()
 
 
 def coarse_sampling(data: Trajectories) -> bool:
@@ -110,12 +118,16 @@ def coarse_sampling(data: Trajectories) -> bool:
     equations: pendulums of period 0.9 and 1.1 s at 10 samples a second and 1% noise are
     flagged (noise figures 6.8% and 3.6%) and their HNNs still give ``g/L`` to 0.3% and
     0.13%; Lorenz's Neural ODE is 6–9% off in its field and misses the ``−y`` of ``dy/dt``."""
+    return _coarse(_smoothings(data), spread(data))
+
+
+def _coarse(fits: list, scale: torch.Tensor) -> bool:
+    """:func:`coarse_sampling` from :func:`_smoothings` and the data's :func:`spread`."""
     narrowest = WINDOWS[0]
-    fits = [smooth(tr.t.double(), tr.y.double()) for tr in data if len(tr) >= 4 * narrowest]
+    fits = [fit for n, fit in fits if n >= 4 * narrowest]
     narrow = [fit for fit in fits if fit.neighbours == narrowest]
     if not fits or 2 * len(narrow) <= len(fits):
         return False
-    scale = spread(data)
     residual = torch.stack([fit.noise / scale for fit in narrow]).pow(2).mean().sqrt()
     return bool(residual > COARSE_RESIDUAL)
 
@@ -142,7 +154,12 @@ def spread(data: Trajectories) -> torch.Tensor:
 def relative_noise(data: Trajectories) -> float:
     """The observations' noise as a fraction of their spread: the RMS over coordinates of
     :func:`noise_level` over each coordinate's :func:`spread` (NaN when unknown)."""
-    return (noise_level(data) / spread(data)).pow(2).mean().sqrt().item()
+    return _relative(noise_level(data), spread(data))
+
+
+def _relative(noise: torch.Tensor, spreads: torch.Tensor) -> float:
+    """The RMS over coordinates of ``noise / spreads``."""
+    return (noise / spreads).pow(2).mean().sqrt().item()
 
 
 def fit_quality(model, data: Trajectories, horizon: int | None = None) -> FitQuality | None:
@@ -161,15 +178,17 @@ def fit_quality(model, data: Trajectories, horizon: int | None = None) -> FitQua
         return None
     place = parameter_placement(model)
     batch = tuple(x.to(**place) for x in batch)
-    scale = spread(data).to(**place)
+    spreads = spread(data)
+    scale = spreads.to(**place)
     with torch.no_grad():
         if velocities_free:
             batch = _best_start_velocities(loss, model, batch, scale)
         error = loss.errors(model, batch).double().cpu() / scale.double().cpu()
-    noise = relative_noise(data)
+    fits = _smoothings(data)                             # each trajectory smoothed once
+    noise = _relative(_pooled_noise(fits, data.dim), spreads)
     rollout = error.pow(2).mean().sqrt().item()
     floor = max(noise, NOISE_FLOOR) if math.isfinite(noise) else NOISE_FLOOR
-    return FitQuality(rollout, noise, rollout / floor, horizon, coarse_sampling(data))
+    return FitQuality(rollout, noise, rollout / floor, horizon, _coarse(fits, spreads))
 
 
 def _best_start_velocities(loss: RolloutLoss, model, batch, scale, steps: int = 2):
